@@ -1,0 +1,230 @@
+"""Episodes as fitness functions see them, and recordings of rollouts as the critic replays them.
+
+A preset's fitness is an expression over ``ep`` (an :class:`Episode`), for example
+``(ep.first.x_position - ep.last.x_position) / ep.duration``. The same Episode type is built
+from live rollouts (evaluation) and from recordings (critic), so one fitness definition serves
+every place a policy is judged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from autoreward.envcards import EnvCard, StateExtractor, state_class, termination_cause
+
+
+@dataclass
+class Episode:
+    """One episode: ``states[0]`` is the reset state, ``states[t+1]`` follows ``actions[t]``."""
+
+    states: list[Any]
+    actions: np.ndarray
+    env_rewards: np.ndarray
+    terminated: bool = False
+    truncated: bool = False
+    cause: str = "running"
+    dt: float = 1.0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        """Number of steps taken."""
+        return len(self.states) - 1
+
+    @property
+    def duration(self) -> float:
+        """Simulated seconds: length * dt (never zero, so fitness may divide by it)."""
+        return max(self.length, 1) * self.dt
+
+    @property
+    def first(self) -> Any:
+        return self.states[0]
+
+    @property
+    def last(self) -> Any:
+        return self.states[-1]
+
+    @property
+    def env_return(self) -> float:
+        return float(np.sum(self.env_rewards))
+
+    def series(self, name: str) -> np.ndarray:
+        """The field ``name`` over the episode, reset state included: shape [length+1, ...]."""
+        return np.asarray([getattr(s, name) for s in self.states])
+
+    def steps(self, name: str) -> np.ndarray:
+        """The field ``name`` after each step (reset state excluded): shape [length, ...]."""
+        return self.series(name)[1:]
+
+
+def fitness_function(expr: str) -> Callable[[Episode], float]:
+    """Compile a fitness expression under the reward-program policy (see ``program.py``)."""
+    from autoreward.program import compile_expression
+
+    fn = compile_expression(expr, ("ep",))
+
+    def fitness(ep: Episode) -> float:
+        return float(fn(ep))
+
+    return fitness
+
+
+# ---------------------------------------------------------------------------------------------
+# Behaviour policies for diverse rollouts (critic's dry run and probe)
+
+
+def behaviour_policies(action_space: Any, n: int, seed: int) -> list[Callable[[int, Any], Any]]:
+    """``n`` open-loop policies that behave differently, so fitness varies across rollouts.
+
+    Uniform random actions barely move most robots, so a probe built on them alone cannot tell a
+    reward that points the right way from one that points the wrong way. Besides random play we
+    use biased constant actions and sinusoidal gaits of random frequency and phase (continuous
+    spaces), or action preferences of random sharpness (discrete spaces).
+    """
+    from gymnasium import spaces
+
+    rng = np.random.default_rng(seed)
+    out: list[Callable[[int, Any], Any]] = []
+    if isinstance(action_space, spaces.Discrete):
+        k = int(action_space.n)
+        for i in range(n):
+            logits = rng.normal(0, 0.5 + 2.0 * i / max(n - 1, 1), size=k)
+            p = np.exp(logits - logits.max())
+            p /= p.sum()
+            r = np.random.default_rng(seed + 7919 * (i + 1))
+            out.append(lambda t, obs, p=p, r=r: int(r.choice(k, p=p)))
+        return out
+    low = np.asarray(action_space.low, dtype=np.float64)
+    high = np.asarray(action_space.high, dtype=np.float64)
+    shape = action_space.shape
+    mid, half = (high + low) / 2, (high - low) / 2
+    for i in range(n):
+        r = np.random.default_rng(seed + 7919 * (i + 1))
+        kind = i % 3
+        if kind == 0:  # uniform random
+            out.append(lambda t, obs, r=r: r.uniform(low, high).astype(np.float32))
+        elif kind == 1:  # sinusoidal gait
+            freq = r.uniform(0.02, 0.25, size=shape)
+            phase = r.uniform(0, 2 * np.pi, size=shape)
+            amp = r.uniform(0.3, 1.0, size=shape)
+            out.append(
+                lambda t, obs, f=freq, ph=phase, a=amp: np.clip(
+                    mid + half * a * np.sin(2 * np.pi * f * t + ph), low, high
+                ).astype(np.float32)
+            )
+        else:  # biased constant with noise
+            bias = r.uniform(-0.8, 0.8, size=shape)
+            out.append(
+                lambda t, obs, b=bias, r=r: np.clip(mid + half * (b + r.normal(0, 0.3, size=shape)), low, high).astype(np.float32)
+            )
+    return out
+
+
+def rollout(
+    card: EnvCard,
+    env: Any,
+    extractor: StateExtractor,
+    policy: Callable[[int, Any], Any],
+    seed: int,
+    max_steps: int,
+    on_step: Callable[[Any, Any, Any], None] | None = None,
+) -> Episode:
+    """Run one episode with ``policy(t, obs)`` using the env's own termination."""
+    obs, info = env.reset(seed=seed)
+    states = [extractor(obs, info, 0.0)]
+    actions, rewards = [], []
+    terminated = truncated = False
+    for t in range(max_steps):
+        a = policy(t, obs)
+        obs, r, terminated, truncated, info = env.step(a)
+        s = extractor(obs, info, float(r))
+        if on_step is not None:
+            on_step(states[-1], a, s)
+        states.append(s)
+        actions.append(np.asarray(a))
+        rewards.append(float(r))
+        if terminated or truncated:
+            break
+    if not (terminated or truncated):
+        truncated = True  # cut by max_steps: the probe's own time limit
+    dt = float(getattr(states[0], "dt", getattr(env.unwrapped, "dt", 1.0)))
+    return Episode(
+        states=states,
+        actions=np.asarray(actions),
+        env_rewards=np.asarray(rewards, dtype=np.float64),
+        terminated=bool(terminated),
+        truncated=bool(truncated),
+        cause=termination_cause(card, states[-1], bool(terminated), bool(truncated)),
+        dt=dt,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Recordings: many episodes in one .npz, replayed in the sandbox
+
+
+def save_recording(path: Path, card: EnvCard, episodes: list[Episode]) -> None:
+    """Store episodes column-wise (one array per state field), atomically."""
+    cols: dict[str, Any] = {}
+    for name in card.field_names:
+        cols["s_" + name] = np.concatenate([ep.series(name) for ep in episodes])
+    cols["episode_len"] = np.array([ep.length for ep in episodes])
+    cols["actions"] = np.concatenate([ep.actions.reshape(ep.length, -1) for ep in episodes])
+    cols["env_rewards"] = np.concatenate([ep.env_rewards for ep in episodes])
+    cols["terminated"] = np.array([ep.terminated for ep in episodes])
+    cols["truncated"] = np.array([ep.truncated for ep in episodes])
+    cols["cause"] = np.array([ep.cause for ep in episodes])
+    cols["dt"] = np.array([ep.dt for ep in episodes])
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **cols)
+    tmp.replace(path)
+
+
+def load_recording(path: Path, card: EnvCard) -> list[Episode]:
+    """Rebuild the episodes of a recording with read-only state views."""
+    cls = state_class(card)
+    with np.load(path, allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    for k, v in data.items():
+        v.flags.writeable = False
+    lens = data["episode_len"]
+    episodes: list[Episode] = []
+    s0 = a0 = 0
+    conv = {f.name: f for f in card.state}
+    for i, n in enumerate(lens):
+        n = int(n)
+        states = []
+        for j in range(s0, s0 + n + 1):
+            vals = []
+            for name in card.field_names:
+                v = data["s_" + name][j]
+                spec = conv[name]
+                if not spec.shape:
+                    v = {"float": float, "int": int, "bool": bool, "str": str}[spec.dtype](v)
+                vals.append(v)
+            states.append(cls(*vals))
+        episodes.append(
+            Episode(
+                states=states,
+                actions=data["actions"][a0 : a0 + n],
+                env_rewards=data["env_rewards"][a0 : a0 + n],
+                terminated=bool(data["terminated"][i]),
+                truncated=bool(data["truncated"][i]),
+                cause=str(data["cause"][i]),
+                dt=float(data["dt"][i]),
+            )
+        )
+        s0 += n + 1
+        a0 += n
+    return episodes
+
+
+def iter_transitions(episodes: list[Episode]) -> Iterator[tuple[int, int, Any, Any, Any]]:
+    """(episode index, step, prev, action, state) over every transition of the episodes."""
+    for i, ep in enumerate(episodes):
+        for t in range(ep.length):
+            yield i, t, ep.states[t], ep.actions[t], ep.states[t + 1]

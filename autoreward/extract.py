@@ -1,0 +1,61 @@
+"""Helpers that env-card expressions may call to read MuJoCo state by name.
+
+They are bound to one unwrapped env (names resolved to ids once and cached), so a card can
+say ``body_pos('torso')`` instead of hard-coding array offsets that differ between models.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+
+def quat_to_euler(q: Any) -> tuple[float, float, float]:
+    """(roll, pitch, yaw) in radians from a MuJoCo quaternion (w, x, y, z)."""
+    w, x, y, z = (float(v) for v in q)
+    roll = math.atan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y))
+    s = max(-1.0, min(1.0, 2 * (w * y - z * x)))
+    pitch = math.asin(s)
+    yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+    return roll, pitch, yaw
+
+
+def up_z(q: Any) -> float:
+    """z component of the body's own z axis: 1 upright, 0 on its side, -1 upside down."""
+    w, x, y, z = (float(v) for v in q)
+    return 1.0 - 2.0 * (x * x + y * y)
+
+
+def helpers(env: Any) -> dict[str, Callable[..., Any]]:
+    """Name-based accessors for a MuJoCo env; an empty set of MuJoCo helpers for other envs."""
+    out: dict[str, Callable[..., Any]] = {"quat_to_euler": quat_to_euler, "up_z": up_z}
+    model = getattr(env, "model", None)
+    data = getattr(env, "data", None)
+    if model is None or data is None or not hasattr(model, "nbody"):
+        return out
+    import mujoco
+
+    ids: dict[tuple[int, str], int] = {}
+
+    def _id(kind: int, name: str) -> int:
+        key = (kind, name)
+        if key not in ids:
+            i = mujoco.mj_name2id(model, kind, name)
+            if i < 0:
+                raise KeyError(f"no {mujoco.mjtObj(kind).name[7:].lower()} named {name!r}")
+            ids[key] = i
+        return ids[key]
+
+    body, site, geom = mujoco.mjtObj.mjOBJ_BODY, mujoco.mjtObj.mjOBJ_SITE, mujoco.mjtObj.mjOBJ_GEOM
+    out.update(
+        body_pos=lambda name: data.xpos[_id(body, name)],
+        body_quat=lambda name: data.xquat[_id(body, name)],
+        body_com=lambda name: data.xipos[_id(body, name)],
+        site_pos=lambda name: data.site_xpos[_id(site, name)],
+        geom_pos=lambda name: data.geom_xpos[_id(geom, name)],
+        body_contact_force=lambda name: data.cfrc_ext[_id(body, name)],
+        mass_center=lambda: np.sum(model.body_mass[:, None] * data.xipos, 0) / np.sum(model.body_mass),
+    )
+    return out

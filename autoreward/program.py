@@ -1,0 +1,333 @@
+"""Reward programs: untrusted Python source, its static policy, and compilation.
+
+The interface every reward program implements::
+
+    def compute_reward(prev, action, state, memory) -> tuple[float, dict[str, float]]:
+        '''prev/state: read-only state views (fields named in the env card), before and
+        after the step; action: read-only numpy array; memory: a dict that lives for one
+        episode (empty at its start) for multi-step bookkeeping. Returns the total reward
+        and its named components.'''
+
+The static policy (``check_source``) is the first gate; it is modelled on gymnasium's
+``env_checker``: small checks that return findings as data. Compilation happens only inside a
+sandboxed child (``sandbox.py``); this module never executes untrusted code on import.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import hashlib
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from autoreward.errors import RewardProgramError
+
+FUNCTION_NAME = "compute_reward"
+PARAMS = ("prev", "action", "state", "memory")
+ALLOWED_MODULES = frozenset({"numpy", "math"})
+MAX_SOURCE_CHARS = 20_000
+MAX_AST_NODES = 4_000
+MAX_LITERAL_POWER = 64  # ``2 ** 10**9`` style bombs are refused statically
+
+FORBIDDEN_NAMES = frozenset(
+    {
+        "open", "eval", "exec", "compile", "getattr", "setattr", "delattr", "globals", "locals",
+        "vars", "__import__", "input", "breakpoint", "help", "exit", "quit", "memoryview",
+        "type", "object", "super", "classmethod", "staticmethod", "property", "dir", "id",
+        "hasattr", "__builtins__", "__loader__", "__spec__",
+    }
+)
+# numpy functions that touch files, the OS or raw memory
+FORBIDDEN_ATTRS = frozenset(
+    {
+        "load", "loadtxt", "save", "savez", "savez_compressed", "savetxt", "fromfile", "tofile",
+        "memmap", "genfromtxt", "fromregex", "ctypeslib", "ctypes", "lib", "testing", "f2py",
+        "distutils", "DataSource", "os", "sys", "set_printoptions", "seterr", "setbufsize",
+        "frombuffer", "show_config", "info", "source",
+    }
+)
+FORBIDDEN_NODES: dict[type, str] = {
+    ast.Global: "`global` statements",
+    ast.Nonlocal: "`nonlocal` statements",
+    ast.AsyncFunctionDef: "async functions",
+    ast.Await: "await",
+    ast.Yield: "generators (yield)",
+    ast.YieldFrom: "generators (yield from)",
+    ast.With: "`with` blocks",
+    ast.AsyncWith: "`with` blocks",
+    ast.ClassDef: "class definitions",
+    ast.Try: "try/except blocks (they would hide errors and the time-limit interrupt)",
+}
+if hasattr(ast, "TryStar"):
+    FORBIDDEN_NODES[ast.TryStar] = "try/except*"
+
+SAFE_BUILTINS = (
+    "abs all any bool dict divmod enumerate filter float int isinstance len list map max min "
+    "pow range reversed round set sorted str sum tuple zip ValueError ZeroDivisionError "
+    "True False None"
+).split()
+
+INTERFACE_DOC = (
+    "def compute_reward(prev, action, state, memory) -> tuple[float, dict[str, float]]"
+)
+
+
+@dataclass
+class Finding:
+    """One problem found in a program: where and what, phrased for an LLM to fix it."""
+
+    check: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.message}"
+
+
+@dataclass
+class RewardProgram:
+    """A reward program's source text and identity. Untrusted: never executed here."""
+
+    source: str
+    origin: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> "RewardProgram":
+        """Read a reward file; unreadable or non-UTF-8 files are one-line errors."""
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RewardProgramError(f"reward file {p} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RewardProgramError(f"cannot read reward file {p}: {exc}") from None
+        return cls(source=text, origin=str(p))
+
+    def normalized_ast(self) -> str:
+        """A canonical dump used to drop duplicates that differ only in comments or layout."""
+        tree = ast.parse(self.source)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef,)) and ast.get_docstring(node):
+                node.body = node.body[1:] or [ast.Pass()]
+        return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Static policy
+
+
+def _strip_annotations(tree: ast.AST) -> ast.AST:
+    """Drop type annotations: they are evaluated at definition time and a missing ``Tuple``
+    import crashed a peer tool's rewards; they carry no meaning for the reward."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef):
+            node.returns = None
+            for a in node.args.args + node.args.kwonlyargs + node.args.posonlyargs:
+                a.annotation = None
+            if node.args.vararg:
+                node.args.vararg.annotation = None
+            if node.args.kwarg:
+                node.args.kwarg.annotation = None
+    return tree
+
+
+def _is_typing_import(node: ast.stmt) -> bool:
+    if isinstance(node, ast.ImportFrom) and node.module in ("typing", "__future__"):
+        return True
+    return isinstance(node, ast.Import) and all(a.name == "typing" for a in node.names)
+
+
+def prepare_tree(source: str) -> ast.Module:
+    """Parse and apply the harmless clean-ups (annotations, ``typing`` imports removed)."""
+    tree = ast.parse(source)
+    tree.body = [n for n in tree.body if not _is_typing_import(n)]
+    # AnnAssign at module level (``X: float = 1``) becomes a plain assignment
+    new_body: list[ast.stmt] = []
+    for n in tree.body:
+        if isinstance(n, ast.AnnAssign) and n.value is not None:
+            new_body.append(ast.copy_location(ast.Assign(targets=[n.target], value=n.value), n))
+        else:
+            new_body.append(n)
+    tree.body = new_body
+    _strip_annotations(tree)
+    return ast.fix_missing_locations(tree)
+
+
+def check_source(source: str, function: str = FUNCTION_NAME) -> list[Finding]:
+    """Apply the static policy; an empty list means the program may be compiled."""
+    if len(source) > MAX_SOURCE_CHARS:
+        return [Finding("size", f"the program is {len(source)} characters; keep it under {MAX_SOURCE_CHARS}")]
+    try:
+        tree = prepare_tree(source)
+    except SyntaxError as exc:
+        return [Finding("syntax", f"SyntaxError: {exc.msg}", exc.lineno)]
+    findings: list[Finding] = []
+    n_nodes = sum(1 for _ in ast.walk(tree))
+    if n_nodes > MAX_AST_NODES:
+        findings.append(Finding("size", f"the program has {n_nodes} syntax nodes; keep it under {MAX_AST_NODES}"))
+    findings += _check_top_level(tree)
+    findings += _check_nodes(tree)
+    findings += _check_signature(tree, function)
+    return findings
+
+
+def _check_top_level(tree: ast.Module) -> list[Finding]:
+    out: list[Finding] = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.Import, ast.ImportFrom)):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue  # docstring
+        if isinstance(node, ast.Assign) and _is_constant_expr(node.value):
+            continue
+        out.append(
+            Finding(
+                "top_level",
+                "only imports, constant assignments and function definitions may appear at "
+                f"module level, not {type(node).__name__}",
+                node.lineno,
+            )
+        )
+    return out
+
+
+def _is_constant_expr(node: ast.expr) -> bool:
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            f = sub.func
+            # allow numpy/math constructors like np.array([...]) at module level
+            if not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in ("np", "numpy", "math")):
+                return False
+        if isinstance(sub, (ast.Lambda, ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.SetComp)):
+            return False
+    return True
+
+
+def _check_nodes(tree: ast.Module) -> list[Finding]:
+    out: list[Finding] = []
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", None)
+        kind = FORBIDDEN_NODES.get(type(node))
+        if kind:
+            out.append(Finding("forbidden_syntax", f"{kind} are not allowed in a reward program", line))
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name not in ALLOWED_MODULES:
+                    out.append(Finding("import", f"import of {a.name!r} is not allowed; only numpy and math can be imported", line))
+        elif isinstance(node, ast.ImportFrom):
+            if node.module not in ALLOWED_MODULES or node.level:
+                out.append(Finding("import", f"import from {node.module!r} is not allowed; only numpy and math can be imported", line))
+            elif any(a.name == "*" for a in node.names):
+                out.append(Finding("import", "`from ... import *` is not allowed; import numpy as np", line))
+            else:
+                for a in node.names:
+                    if a.name.startswith("_") or a.name in FORBIDDEN_ATTRS:
+                        out.append(Finding("import", f"importing {a.name!r} is not allowed", line))
+        elif isinstance(node, ast.Name):
+            if node.id.startswith("__") or node.id in FORBIDDEN_NAMES:
+                out.append(Finding("forbidden_name", f"use of {node.id!r} is not allowed", line))
+        elif isinstance(node, ast.Attribute):
+            if node.attr.startswith("_"):
+                out.append(Finding("private_attribute", f"access to private or dunder attribute {node.attr!r} is not allowed", line))
+            elif node.attr in FORBIDDEN_ATTRS:
+                out.append(Finding("forbidden_attribute", f"attribute {node.attr!r} (file, OS or memory access) is not allowed", line))
+            if isinstance(node.ctx, (ast.Store, ast.Del)) and _root_name(node) in PARAMS + ("np", "numpy", "math"):
+                out.append(Finding("mutation", f"assigning to {ast.unparse(node)} is not allowed; state views are read-only", line))
+        elif isinstance(node, ast.arg) and node.arg.startswith("__"):
+            out.append(Finding("forbidden_name", f"argument name {node.arg!r} is not allowed", line))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            if isinstance(node.right, ast.Constant) and isinstance(node.right.value, (int, float)):
+                if abs(node.right.value) > MAX_LITERAL_POWER:
+                    out.append(Finding("size", f"exponent {node.right.value} is too large", line))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) > 2000:
+            out.append(Finding("size", "string constant longer than 2000 characters", line))
+    return out
+
+
+def _root_name(node: ast.expr) -> str:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def _check_signature(tree: ast.Module, function: str) -> list[Finding]:
+    funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    if function not in funcs:
+        names = ", ".join(funcs) or "none"
+        return [Finding("signature", f"no top-level function named {function}; functions found: {names}. Define {INTERFACE_DOC}")]
+    fn = funcs[function]
+    args = [a.arg for a in fn.args.posonlyargs + fn.args.args]
+    required = len(args) - len(fn.args.defaults)
+    if len(args) < 4 and not fn.args.vararg or required > 4:
+        return [Finding("signature", f"{function} takes ({', '.join(args)}); it must accept 4 arguments (prev, action, state, memory)", fn.lineno)]
+    has_return_value = any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(fn))
+    if not has_return_value:
+        return [Finding("signature", f"{function} never returns a value; return (total, {{name: value, ...}})", fn.lineno)]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# Compilation (called only inside a sandboxed child)
+
+
+def _safe_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+    if level or name.split(".")[0] not in ALLOWED_MODULES:
+        raise ImportError(f"import of {name!r} is not allowed; only numpy and math")
+    return builtins.__import__(name, globals, locals, fromlist, level)
+
+
+def _no_print(*args: Any, **kwargs: Any) -> None:
+    """``print`` is accepted and ignored: the worker's stdout carries progress messages."""
+
+
+def restricted_globals() -> dict[str, Any]:
+    """The namespace a reward program runs in: a small builtin set, numpy and math."""
+    safe = {name: getattr(builtins, name) for name in SAFE_BUILTINS if hasattr(builtins, name)}
+    safe["print"] = _no_print
+    safe["__import__"] = _safe_import
+    return {"__builtins__": safe, "np": np, "numpy": np, "math": math, "__name__": "reward_program"}
+
+
+def compile_program(source: str, function: str = FUNCTION_NAME) -> Callable[..., Any]:
+    """Check, then compile into the restricted namespace and return the reward function.
+
+    Raises RewardProgramError with every static finding. Must only run in a sandboxed child.
+    """
+    findings = check_source(source, function)
+    if findings:
+        raise RewardProgramError("; ".join(str(f) for f in findings))
+    tree = prepare_tree(source)
+    code = compile(tree, "<reward>", "exec")
+    ns = restricted_globals()
+    exec(code, ns)  # noqa: S102 - sandboxed child only, after the static policy
+    return ns[function]
+
+
+def compile_expression(expr: str, names: tuple[str, ...]) -> Callable[..., Any]:
+    """Compile a fitness expression (``ep`` → float) under the same policy as reward code.
+
+    Preset fitness expressions come from trusted cards, but a designer may propose one for a
+    free-form task; both go through this one path, inside the sandboxed child.
+    """
+    src = f"def _expr({', '.join(names)}):\n    return ({expr})\n"
+    try:
+        tree = ast.parse(src)
+    except SyntaxError as exc:
+        raise RewardProgramError(f"fitness expression is not valid Python: {exc.msg}") from None
+    findings = _check_nodes(tree)
+    if findings:
+        raise RewardProgramError("fitness expression: " + "; ".join(str(f) for f in findings))
+    ns = restricted_globals()
+    exec(compile(tree, "<fitness>", "exec"), ns)  # noqa: S102
+    return ns["_expr"]
