@@ -169,7 +169,7 @@ def load_card_file(path: Path) -> EnvCard:
         raise CardError(f"cannot read env card {path}: {exc}".splitlines()[0]) from exc
     if not isinstance(raw, dict):
         raise CardError(f"env card {path} is not a YAML mapping")
-    raw["path"] = str(path)
+    raw["path"] = str(Path(path).resolve())
     try:
         return EnvCard.model_validate(raw)
     except ValidationError as exc:

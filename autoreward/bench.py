@@ -1,0 +1,94 @@
+"""Benchmarks (``autoreward bench``): speed and memory targets live here, not in timed tests.
+
+These machines are shared and noisy, so each figure is a ratio of two things measured in the
+same run, interleaved (A B A B) and compared by median.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+
+BACKWARDS_REWARD = '''import numpy as np
+
+def compute_reward(prev, action, state, memory):
+    """Run backwards: reward -x velocity, stay level, small control cost."""
+    backward = -state.x_velocity
+    upright = -0.5 * max(abs(state.pitch) - 0.5, 0.0)
+    ctrl = -0.1 * float(np.sum(np.square(action)))
+    return backward + upright + ctrl, {"backward": backward, "upright": upright, "ctrl": ctrl}
+'''
+
+
+def quick(console: Console, steps: int = 6000, rounds: int = 3) -> dict[str, Any]:
+    """reward_overhead_ratio: PPO steps/s with a generated reward over steps/s with the env's own
+    reward (same hyperparameters, one env, interleaved rounds, medians). Target >= 0.95."""
+    from autoreward.critic import check_program, record_rollouts
+    from autoreward.envcards import load_card
+    from autoreward.program import RewardProgram
+    from autoreward.train.trainer import TrainSpec, train_candidate
+
+    card = load_card("HalfCheetah-v5")
+    task = card.task("run_backwards")
+    results: dict[str, Any] = {"suite": "quick", "env": card.id, "steps_per_job": steps, "rounds": rounds}
+    with tempfile.TemporaryDirectory(prefix="autoreward-bench-") as tmp:
+        root = Path(tmp)
+        t0 = time.perf_counter()
+        rec = record_rollouts(card, root / "rec.npz")
+        results["record_rollouts_s"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        verdict = check_program(RewardProgram(BACKWARDS_REWARD), card, "run_backwards", root / "check", rec)
+        results["critic_check_s"] = round(time.perf_counter() - t0, 3)
+        dry = next(c for c in verdict.checks if c.name == "dry_run")
+        results["reward_call_us"] = dry.details.get("per_call_us")
+        results["state_extract_us"] = round(_extract_cost(card), 2)
+        rates: dict[str, list[float]] = {"program": [], "env": []}
+        for r in range(rounds):
+            for kind in ("env", "program"):
+                spec = TrainSpec(
+                    card_path=card.path, task="run_backwards", fitness=task.fitness, success=task.success,
+                    source=BACKWARDS_REWARD if kind == "program" else None, steps=steps, seed=r,
+                    eval_every=10 * steps, eval_episodes=1, max_episode_steps=200, save_policy=False,
+                    hyperparams={"n_steps": 1024, "n_epochs": 5},
+                )
+                with console.status(f"round {r + 1}/{rounds}: PPO with the {kind} reward"):
+                    job = train_candidate(spec, root / f"{kind}{r}")
+                if not job.ok:
+                    raise RuntimeError(f"benchmark training failed: {job.error}")
+                rates[kind].append(float(job.result["steps_per_second"]))
+        results["ppo_steps_per_s_env_reward"] = rates["env"]
+        results["ppo_steps_per_s_program_reward"] = rates["program"]
+        results["reward_overhead_ratio"] = round(statistics.median(rates["program"]) / statistics.median(rates["env"]), 4)
+        results["reward_overhead_target"] = 0.95
+    return results
+
+
+def _extract_cost(card: Any, n: int = 5000) -> float:
+    """Microseconds to build one state view (the per-step cost the reward adds before its call)."""
+    from autoreward.envcards import StateExtractor
+
+    env = card.make_env()
+    env.reset(seed=0)
+    ex = StateExtractor(card, env)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        ex(None, {}, 0.0)
+    env.close()
+    return 1e6 * (time.perf_counter() - t0) / n
+
+
+def crafter(console: Console) -> dict[str, Any]:
+    """Dense-vs-sparse PPO on Crafter and Crafter env throughput (see ``crafter_bench.py``)."""
+    try:
+        from autoreward.crafter_bench import run as run_crafter
+    except ImportError as exc:  # pragma: no cover - until the Crafter suite lands
+        raise RuntimeError(f"the crafter suite is not available: {exc}") from exc
+    return run_crafter(console)
+
+
+SUITES: dict[str, Callable[[Console], dict[str, Any]]] = {"quick": quick, "crafter": crafter}

@@ -1,0 +1,149 @@
+"""litellm: one backend for every hosted API and local server.
+
+``openai/…``, ``anthropic/…``, ``ollama/…``, ``hosted_vllm/…`` and the rest of litellm's
+providers. Keys come from the usual environment variables (a ``.env`` in the current
+directory is loaded by ``get_client``). ``api_base`` (option or AUTOREWARD_API_BASE)
+points a provider at another server, e.g. ``openai/my-model`` at a local
+OpenAI-compatible server. litellm's own retries are switched off: the client retries,
+so the policy is the same for every backend.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from autoreward.errors import LLMError
+from autoreward.llm.base import (
+    Backend,
+    BackendOptions,
+    Completion,
+    Message,
+    TransientLLMError,
+    register,
+)
+
+# Providers that run on the user's machine and need no key.
+_KEYLESS = {"ollama", "ollama_chat", "hosted_vllm", "lm_studio", "llamafile", "vllm"}
+_FIX_MODEL = "use provider/model, e.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, " \
+             "ollama/qwen2.5-coder, or 'local' for the embedded model"
+
+
+def _litellm() -> Any:
+    """Import litellm on first use: it takes seconds, and commands that never call an LLM
+    should not pay for it. The bundled price map avoids a network fetch at import."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True  # its "Give Feedback" banner is noise in our errors
+    return litellm
+
+
+class LiteLLMOptions(BackendOptions):
+    api_base: str | None = None  # default: AUTOREWARD_API_BASE, else the provider's own
+    api_key: str | None = None  # default: the provider's environment variable
+    timeout: float = 300.0  # seconds per request; a timeout is retried
+
+
+@register
+class LiteLLMBackend(Backend):
+    name = "litellm"
+    Options = LiteLLMOptions
+    parallel = True  # HTTP APIs take concurrent requests; the client fans n out to threads
+
+    def __init__(self, model: str, spec: str, options: BackendOptions) -> None:
+        super().__init__(model, spec, options)
+        assert isinstance(options, LiteLLMOptions)
+        self.litellm_model = spec  # "litellm:openai/x" and "openai/x" mean the same
+        self.api_base = options.api_base or os.environ.get("AUTOREWARD_API_BASE") or None
+        self.api_key = options.api_key
+        self.timeout = options.timeout
+        litellm = _litellm()
+        try:
+            _, self.provider, _, _ = litellm.get_llm_provider(self.litellm_model)
+        except Exception:
+            raise LLMError(f"unknown model {model!r}", hint=_FIX_MODEL) from None
+        self.key_var = f"{self.provider.upper()}_API_KEY"
+        if self.api_key is None and self.provider not in _KEYLESS:
+            missing = litellm.validate_environment(self.litellm_model)["missing_keys"]
+            missing = [k for k in missing if not k.endswith("_API_BASE")]
+            if missing and self.api_base is None:
+                self.key_var = missing[0]
+                raise LLMError(
+                    f"{model} needs {' and '.join(missing)}",
+                    hint=f"export {missing[0]}=... or put {missing[0]}=... in a .env file "
+                    "in the current directory, or pick another model with --model",
+                )
+            if missing:  # a local OpenAI-compatible server usually ignores the key
+                self.api_key = "no-key"
+
+    def cache_identity(self) -> dict[str, Any]:
+        return {"model": self.litellm_model, "api_base": self.api_base}
+
+    def generate(
+        self, messages: list[Message], *, temperature: float, max_tokens: int | None, seed: int
+    ) -> Completion:
+        litellm = _litellm()
+        kwargs: dict[str, Any] = {
+            "model": self.litellm_model,
+            "messages": messages,
+            "temperature": temperature,
+            "seed": seed,
+            "timeout": self.timeout,
+            "max_retries": 0,
+            "num_retries": 0,
+            "drop_params": True,  # e.g. Anthropic has no seed: drop it rather than fail
+        }
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        if self.api_key:
+            kwargs["api_key"] = self.api_key
+        try:
+            resp = litellm.completion(**kwargs)
+        except Exception as exc:
+            raise self._translate(exc) from exc
+        usage = getattr(resp, "usage", None)
+        try:
+            cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
+        except Exception:  # no price known for this model (local servers, new models)
+            cost = 0.0
+        return Completion(
+            text=resp.choices[0].message.content or "",
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cost=cost,
+            model=self.model,
+        )
+
+    def _translate(self, exc: Exception) -> LLMError:
+        """Map litellm's exception zoo to: retry (429/5xx/timeout) or a one-line fix."""
+        import httpx
+
+        where = self.api_base or f"the {self.provider} API"
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        # litellm reports "connection refused" as a 500; the cause chain tells the truth.
+        cause: BaseException | None = exc
+        while cause is not None:
+            if isinstance(cause, httpx.ConnectError):
+                return LLMError(
+                    f"cannot reach {where} for {self.model}",
+                    hint="start the server, or fix --api-base / AUTOREWARD_API_BASE",
+                )
+            cause = cause.__cause__ or cause.__context__
+        status = getattr(exc, "status_code", None)
+        if isinstance(exc, _litellm().Timeout) or status == 408:
+            return TransientLLMError(f"{where} timed out for {self.model}: {detail}",
+                                     hint="retry later or raise the timeout option")
+        if status == 429 or (isinstance(status, int) and status >= 500):
+            return TransientLLMError(f"{where} answered {status} for {self.model}: {detail}",
+                                     hint="retry later; the provider is overloaded or limiting")
+        if status in (401, 403):
+            return LLMError(
+                f"{where} rejected the API key for {self.model} ({status})",
+                hint=f"check {self.key_var} in your environment or .env file",
+            )
+        if status == 404:
+            return LLMError(f"{where} has no model {self.litellm_model!r} (404)", hint=_FIX_MODEL)
+        return LLMError(f"{self.model} request failed: {detail}")

@@ -1,0 +1,201 @@
+"""Running untrusted reward code in a limited child process.
+
+The main process never imports or executes generated code. Every check and every training run
+happens in ``python -m autoreward.worker`` started by :func:`run_job` with:
+
+- an environment rebuilt from an allow-list (no ``*_API_KEY``, ``*_TOKEN``, ``*SECRET*``...),
+  ``HOME`` and ``TMPDIR`` inside the job's directory, which is also the working directory;
+- CPU-time (RLIMIT_CPU) and memory (RLIMIT_DATA) limits the child sets on itself before it
+  reads any generated code, no core files, and its own process group;
+- no network: the child moves into a fresh network namespace (only a downed loopback) where
+  the OS lets it (root, or unprivileged user namespaces); ``network_isolated`` in the result
+  says whether that happened;
+- a wall-clock watchdog in the parent that kills the whole process group;
+- a per-call watchdog inside the child that interrupts one reward call running too long.
+
+Results come back as JSON (``result.json``); progress events as JSON lines on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from autoreward.errors import SandboxError
+
+SECRET_RE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION)", re.I)
+ENV_ALLOW = (
+    "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "PYTHONHASHSEED", "VIRTUAL_ENV",
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE", "MUJOCO_GL", "PYOPENGL_PLATFORM", "CUDA_VISIBLE_DEVICES",
+    "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "NUMBA_CACHE_DIR", "AUTOREWARD_CARDS",
+    "COVERAGE_PROCESS_START",
+)
+
+
+@dataclass
+class Limits:
+    """Budgets for one sandboxed job. A job that exceeds one fails with a precise error."""
+
+    wall_seconds: float = 120.0
+    cpu_seconds: int = 600
+    memory_mb: int = 4096
+    call_seconds: float = 1.0  # one reward call
+
+    @classmethod
+    def for_check(cls) -> "Limits":
+        return cls(wall_seconds=120.0, cpu_seconds=240, memory_mb=2048, call_seconds=1.0)
+
+    @classmethod
+    def for_training(cls, steps: int, algo: str = "ppo") -> "Limits":
+        rate = 100.0 if algo == "sac" else 400.0  # conservative steps/s on a busy 2-core box
+        wall = 180.0 + steps / rate * 2
+        return cls(wall_seconds=wall, cpu_seconds=int(wall * 2) + 60, memory_mb=6144, call_seconds=2.0)
+
+
+def scrubbed_env(workdir: Path) -> dict[str, str]:
+    """The child's environment: an allow-list minus anything that looks like a secret."""
+    env = {k: v for k, v in os.environ.items() if k in ENV_ALLOW and not SECRET_RE.search(k)}
+    env.update(
+        HOME=str(workdir),
+        TMPDIR=str(workdir / "tmp"),
+        PYTHONUNBUFFERED="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        MPLBACKEND="Agg",
+    )
+    env.setdefault("NUMBA_CACHE_DIR", str(workdir / "tmp" / "numba"))
+    env.setdefault("MUJOCO_GL", "egl" if env.get("CUDA_VISIBLE_DEVICES") else "disable")
+    # keep the child able to import autoreward from a checkout without installation
+    pkg_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+@dataclass
+class JobResult:
+    """What came back from a child: its JSON result, or why there is none."""
+
+    ok: bool
+    result: dict[str, Any]
+    error: str = ""
+    returncode: int | None = None
+    wall_seconds: float = 0.0
+    log_path: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _signal_reason(rc: int, limits: Limits) -> str:
+    sig = -rc if rc < 0 else rc - 128 if rc > 128 else 0
+    if sig == signal.SIGXCPU:
+        return f"CPU-time limit of {limits.cpu_seconds} s exceeded"
+    if sig == signal.SIGKILL:
+        return f"killed (memory limit of {limits.memory_mb} MB or the OS out-of-memory killer)"
+    if sig == signal.SIGSEGV:
+        return "crashed with a segmentation fault"
+    if sig:
+        return f"killed by signal {signal.Signals(sig).name}"
+    return f"exited with status {rc}"
+
+
+def run_job(
+    kind: str,
+    payload: dict[str, Any],
+    workdir: Path,
+    limits: Limits,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> JobResult:
+    """Run ``autoreward.worker`` job ``kind`` in ``workdir`` under ``limits``; never raises for
+    anything the child does (that is data for the Designer), only for our own set-up errors."""
+    workdir = Path(workdir).resolve()
+    payload = {k: (str(Path(v).resolve()) if k.endswith(("_path", "_dir")) and v else v) for k, v in payload.items()}
+    (workdir / "tmp").mkdir(parents=True, exist_ok=True)
+    job_path, result_path = workdir / "job.json", workdir / "result.json"
+    if result_path.exists():
+        result_path.unlink()
+    job = {"kind": kind, "payload": payload, "limits": asdict(limits), "result_path": str(result_path)}
+    job_path.write_text(json.dumps(job, indent=1))
+    log_path = workdir / "worker.log"
+    t0 = time.monotonic()
+    with open(log_path, "ab") as log:
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "autoreward.worker", str(job_path)],
+                cwd=workdir,
+                env=scrubbed_env(workdir),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                start_new_session=True,  # own process group: the watchdog kills all of it
+            )
+        except OSError as exc:
+            raise SandboxError(f"cannot start the sandbox worker: {exc}") from exc
+        reader = threading.Thread(target=_pump_events, args=(proc, on_event, log_path), daemon=True)
+        reader.start()
+        timed_out = False
+        try:
+            proc.wait(timeout=limits.wall_seconds)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+        except BaseException:
+            _kill_group(proc)  # Ctrl-C in the parent: take the child down with us
+            raise
+        reader.join(timeout=5)
+    wall = time.monotonic() - t0
+    rc = proc.returncode
+    result: dict[str, Any] = {}
+    if result_path.exists():
+        try:
+            result = json.loads(result_path.read_text())
+        except json.JSONDecodeError:
+            result = {}
+    if timed_out:
+        return JobResult(False, result, f"wall-clock limit of {limits.wall_seconds:.0f} s exceeded; the job was killed", rc, wall, str(log_path))
+    if not result:
+        tail = _log_tail(log_path)
+        return JobResult(False, {}, f"the sandboxed worker {_signal_reason(rc, limits)} without a result{tail}", rc, wall, str(log_path))
+    return JobResult(bool(result.get("ok")), result, str(result.get("error", "")), rc, wall, str(log_path))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _pump_events(proc: subprocess.Popen, on_event: Callable[[dict[str, Any]], None] | None, log_path: Path) -> None:
+    """Forward the child's JSON-line events; anything else it prints goes to the log."""
+    assert proc.stdout is not None
+    with open(log_path, "a") as log:
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace").strip()
+            if not line:
+                continue
+            if line.startswith("{") and on_event is not None:
+                try:
+                    on_event(json.loads(line))
+                    continue
+                except (json.JSONDecodeError, Exception):  # a broken callback must not kill the pump
+                    pass
+            log.write(line + "\n")
+
+
+def _log_tail(log_path: Path, n: int = 3) -> str:
+    try:
+        lines = [ln for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return (": " + " | ".join(lines[-n:])[-400:]) if lines else ""

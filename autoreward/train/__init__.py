@@ -1,0 +1,1 @@
+"""Training with a reward program: SB3 in the sandboxed worker (see ``trainer.py``)."""

@@ -1,0 +1,84 @@
+"""The one evaluation protocol used everywhere a policy is judged.
+
+Deterministic actions, the env's own termination and time limit, episode ``i`` seeded with
+``seed + i``: the untrained baseline, the periodic evaluations during training, the final
+evaluation and the analyzer's rollouts all call :func:`evaluate`, so their numbers compare.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Callable
+
+import numpy as np
+
+from autoreward.envcards import EnvCard, StateExtractor
+from autoreward.episode import Episode, rollout
+
+EVAL_SEED = 10_000
+
+
+def evaluate(
+    card: EnvCard,
+    fitness: Callable[[Episode], float],
+    success: float,
+    act: Callable[[Any], Any],
+    n_episodes: int = 5,
+    seed: int = EVAL_SEED,
+    reward_fn: Callable[..., Any] | None = None,
+    call: Callable[..., Any] | None = None,
+    max_steps: int | None = None,
+    keep_episodes: bool = False,
+) -> dict[str, Any]:
+    """Run ``n_episodes`` with ``act(obs) -> action``; fitness, success and the candidate's
+    own return per episode (``reward_fn`` given), plus the env's return and why each ended."""
+    env = card.make_env(**({"max_episode_steps": max_steps} if max_steps else {}))
+    extractor = StateExtractor(card, env)
+    limit = max_steps or card.training.max_episode_steps or 1000
+    rows: list[dict[str, Any]] = []
+    episodes: list[Episode] = []
+    try:
+        for i in range(n_episodes):
+            shaped: list[float] = []
+            memory: dict[str, Any] = {}
+
+            def on_step(prev: Any, a: Any, s: Any) -> None:
+                if reward_fn is not None:
+                    from autoreward.critic import validate_output
+
+                    a_ro = np.array(a)
+                    a_ro.flags.writeable = False
+                    out = (call or (lambda f, *x: f(*x)))(reward_fn, prev, a_ro, s, memory)
+                    shaped.append(validate_output(out)[0])
+
+            ep = rollout(card, env, extractor, lambda t, obs: act(obs), seed=seed + i, max_steps=limit, on_step=on_step)
+            f = float(fitness(ep))
+            rows.append(
+                {
+                    "fitness": f,
+                    "success": bool(f >= success),
+                    "env_return": ep.env_return,
+                    "reward_return": float(np.sum(shaped)) if reward_fn is not None else None,
+                    "length": ep.length,
+                    "cause": ep.cause,
+                }
+            )
+            if keep_episodes:
+                episodes.append(ep)
+    finally:
+        env.close()
+    fit = np.array([r["fitness"] for r in rows])
+    out: dict[str, Any] = {
+        "fitness_mean": float(fit.mean()),
+        "fitness_std": float(fit.std()),
+        "success_rate": float(np.mean([r["success"] for r in rows])),
+        "env_return_mean": float(np.mean([r["env_return"] for r in rows])),
+        "length_mean": float(np.mean([r["length"] for r in rows])),
+        "causes": dict(Counter(r["cause"] for r in rows)),
+        "episodes": rows,
+    }
+    if reward_fn is not None:
+        out["reward_return_mean"] = float(np.mean([r["reward_return"] for r in rows]))
+    if keep_episodes:
+        out["_episodes"] = episodes
+    return out

@@ -1,0 +1,105 @@
+"""Wrappers that apply a reward program, each doing one thing (gymnasium's style).
+
+Order in the stack, inside out::
+
+    env -> Monitor (records the env's own return, before anything changes it)
+        -> StateWrapper (puts read-only state views in info)
+    DummyVecEnv -> RewardProgramVecWrapper (replaces the reward, components in info)
+               -> VecNormalize (reward normalization for learning)
+
+The state is extracted per env (so it works in subprocess VecEnvs too); the reward is applied
+at the VecEnv level, where component statistics for all envs are gathered in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from autoreward.envcards import EnvCard, StateExtractor
+
+PREV, STATE = "autoreward_prev", "autoreward_state"
+
+
+class StateWrapper(gym.Wrapper):
+    """Adds ``info[PREV]`` and ``info[STATE]``: read-only views before and after each step."""
+
+    def __init__(self, env: gym.Env, card: EnvCard) -> None:
+        super().__init__(env)
+        self.extractor = StateExtractor(card, env)
+        self._state: Any = None
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict]:
+        obs, info = self.env.reset(**kwargs)
+        self._state = self.extractor(obs, info, 0.0)
+        info[STATE] = self._state
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        state = self.extractor(obs, info, float(reward))
+        info[PREV], info[STATE] = self._state, state
+        self._state = state
+        return obs, reward, terminated, truncated, info
+
+
+class RewardError(RuntimeError):
+    """The reward program failed during training; carries where and the program's traceback."""
+
+
+class RewardProgramVecWrapper(VecEnvWrapper):
+    """Replaces each env's reward by ``compute_reward(prev, action, state, memory)``.
+
+    The env's own reward stays visible as ``info['env_reward']`` and the components as
+    ``info['reward_components']``. ``memory`` is a fresh dict per env per episode. ``call`` is
+    the guarded caller (per-call time limit) from the worker.
+    """
+
+    def __init__(
+        self,
+        venv: VecEnv,
+        reward_fn: Callable[..., Any],
+        call: Callable[..., Any] | None = None,
+        validate: Callable[[Any], tuple[float, dict[str, float]]] | None = None,
+    ) -> None:
+        super().__init__(venv)
+        self.reward_fn = reward_fn
+        self.call = call or (lambda fn, *a: fn(*a))
+        from autoreward.critic import validate_output
+
+        self.validate = validate or validate_output
+        self.memory: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        self.actions: np.ndarray | None = None
+        self.steps = 0
+        self.last_components: list[dict[str, float]] = [{} for _ in range(self.num_envs)]
+
+    def reset(self) -> Any:
+        self.memory = [{} for _ in range(self.num_envs)]
+        return self.venv.reset()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self.actions = np.array(actions)  # our own copy; the reward gets read-only rows
+        self.actions.flags.writeable = False
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        new = np.empty(self.num_envs, dtype=np.float32)
+        assert self.actions is not None
+        for i, info in enumerate(infos):
+            try:
+                out = self.call(self.reward_fn, info[PREV], self.actions[i], info[STATE], self.memory[i])
+                total, comps = self.validate(out)
+            except Exception as exc:
+                raise RewardError(f"at training step {self.steps + 1} (env {i})") from exc
+            info["env_reward"] = float(rewards[i])
+            info["reward_components"] = comps
+            self.last_components[i] = comps
+            new[i] = total
+            if dones[i]:
+                self.memory[i] = {}
+        self.steps += 1
+        return obs, new, dones, infos
