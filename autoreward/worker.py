@@ -111,6 +111,25 @@ def short_traceback(exc: BaseException, limit: int = 6) -> str:
     return head + ("\n" + "\n".join(lines) if lines else "")
 
 
+def selftest() -> dict[str, Any]:
+    """What a job sees of its surroundings: environment names, cwd, limits, network reach."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", int(os.environ.get("AUTOREWARD_SELFTEST_PORT", "9"))), timeout=1).close()
+        reach = "connected"
+    except OSError as exc:
+        reach = f"refused: {exc}"
+    return {
+        "ok": True,
+        "env_names": sorted(os.environ),
+        "cwd": os.getcwd(),
+        "rlimit_cpu": resource.getrlimit(resource.RLIMIT_CPU)[0],
+        "rlimit_data": resource.getrlimit(resource.RLIMIT_DATA)[0],
+        "loopback": reach,
+    }
+
+
 def main(argv: list[str]) -> int:
     job_path = Path(argv[1])
     job = json.loads(job_path.read_text())
@@ -125,6 +144,8 @@ def main(argv: list[str]) -> int:
             from autoreward.train.trainer import run_train_job
 
             result = run_train_job(job["payload"], job["limits"])
+        elif job["kind"] == "selftest":
+            result = selftest()
         else:
             result = {"ok": False, "error": f"unknown job kind {job['kind']!r}"}
     except MemoryError:

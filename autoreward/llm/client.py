@@ -23,7 +23,8 @@ from tenacity import (
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from autoreward.errors import LLMError
@@ -127,7 +128,8 @@ class LLMClient:
         retrying = Retrying(
             retry=retry_if_exception_type(TransientLLMError),
             stop=stop_after_attempt(self.max_retries + 1),
-            wait=wait_exponential_jitter(initial=self.retry_wait, max=60),
+            # doubling from retry_wait up to 60 s, plus jitter so parallel samples spread out
+            wait=wait_exponential(multiplier=self.retry_wait, max=60) + wait_random(0, self.retry_wait),
             reraise=True,
         )
         return retrying(

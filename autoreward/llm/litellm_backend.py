@@ -11,6 +11,7 @@ so the policy is the same for every backend.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 from autoreward.errors import LLMError
@@ -36,6 +37,9 @@ def _litellm() -> Any:
     import litellm
 
     litellm.suppress_debug_info = True  # its "Give Feedback" banner is noise in our errors
+    # litellm 1.80 dumps its own response objects with mismatched pydantic types and warns
+    # on every call; the warning is about litellm's internals, not the user's request.
+    warnings.filterwarnings("ignore", message="Pydantic serializer warnings", category=UserWarning)
     return litellm
 
 

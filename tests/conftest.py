@@ -1,0 +1,28 @@
+"""Shared fixtures: the HalfCheetah card, one recording per session, a temp run root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def cheetah():
+    from autoreward.envcards import load_card
+
+    return load_card("HalfCheetah-v5")
+
+
+@pytest.fixture(scope="session")
+def cheetah_recording(cheetah, tmp_path_factory):
+    from autoreward.critic import record_rollouts
+
+    return record_rollouts(cheetah, tmp_path_factory.mktemp("rec") / "probe.npz")
+
+
+@pytest.fixture
+def backwards_source() -> str:
+    return (FIXTURES / "halfcheetah_backwards.py").read_text()

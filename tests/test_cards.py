@@ -1,0 +1,71 @@
+"""Env cards: rendering, extraction, user cards, errors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autoreward.envcards import StateExtractor, all_cards, load_card, render_card
+from autoreward.errors import CardError, UnknownEnvError, UnknownTaskError
+
+
+def test_rendering_lists_every_field_with_unit(cheetah):
+    text = render_card(cheetah)
+    for f in cheetah.state:
+        assert f"- {f.name}" in text
+    assert "x_velocity, m/s: Torso velocity along x" in text
+    assert "joint_angles [shape 6], rad" in text
+
+
+def test_extraction_matches_declaration_and_is_read_only(cheetah):
+    env = cheetah.make_env()
+    obs, info = env.reset(seed=1)
+    ex = StateExtractor(cheetah, env)
+    s0 = ex(obs, info)
+    obs, r, *_ = env.step(env.action_space.sample())
+    s1 = ex(obs, {}, r)
+    assert s1.x_position == pytest.approx(float(env.unwrapped.data.qpos[0]))
+    assert s1.joint_angles.shape == (6,) and s1.joint_angles.dtype == np.float64
+    with pytest.raises(ValueError):
+        s1.joint_angles[0] = 1.0
+    with pytest.raises(AttributeError):
+        s1.x_position = 1.0  # type: ignore[misc]
+    before = s1.joint_angles.copy()
+    env.step(env.action_space.sample())
+    assert np.array_equal(s1.joint_angles, before)  # a copy, not a live view of the sim
+    assert not np.array_equal(s1.joint_angles, env.unwrapped.data.qpos[3:9])
+    assert s0.joint_angles is not s1.joint_angles
+
+
+def test_unknown_env_and_task_are_one_line_errors(cheetah):
+    with pytest.raises(UnknownEnvError, match="no env card for 'Nope-v1'"):
+        load_card("Nope-v1")
+    with pytest.raises(UnknownEnvError) as e:
+        load_card("HalfCheetah-v4")
+    assert "did you mean HalfCheetah-v5?" in e.value.one_line()
+    with pytest.raises(UnknownTaskError) as e2:
+        cheetah.task("fly")
+    assert "choose one of: default, run_backwards" in e2.value.one_line()
+
+
+def test_user_card_directory_adds_an_env_without_editing_the_package(tmp_path, monkeypatch):
+    """The README's worked example: a card for gymnasium's Pendulum-v1 in a user folder."""
+    src = Path(__file__).parents[1] / "examples" / "cards" / "Pendulum-v1.yaml"
+    shutil.copy(src, tmp_path / "Pendulum-v1.yaml")
+    monkeypatch.setenv("AUTOREWARD_CARDS", str(tmp_path))
+    card = load_card("Pendulum-v1")
+    assert "Pendulum-v1" in all_cards()
+    env = card.make_env()
+    obs, info = env.reset(seed=0)
+    s = StateExtractor(card, env)(obs, info)
+    assert -np.pi <= s.angle <= np.pi
+    assert "angle" in render_card(card)
+
+
+def test_broken_card_names_the_file_and_key(tmp_path):
+    (tmp_path / "Bad-v0.yaml").write_text("id: Bad-v0\nsummary: x\nstate: []\n")
+    with pytest.raises(CardError, match="Bad-v0.yaml: tasks"):
+        all_cards([tmp_path])

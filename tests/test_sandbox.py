@@ -1,0 +1,121 @@
+"""Sandbox limits: bad reward programs cost their own budget and come back as precise errors."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from autoreward.critic import check_program
+from autoreward.program import RewardProgram
+from autoreward.sandbox import Limits, run_job, scrubbed_env
+
+HEAD = "import numpy as np\nimport math\n\ndef compute_reward(prev, action, state, memory):\n"
+
+
+def verdict_for(body: str, cheetah, rec, tmp_path, limits=None):
+    return check_program(RewardProgram(HEAD + body), cheetah, "run_backwards", tmp_path, rec, limits=limits)
+
+
+def test_infinite_loop_is_interrupted_per_call(cheetah, cheetah_recording, tmp_path):
+    v = verdict_for("    while True:\n        pass\n    return 0.0, {}\n", cheetah, cheetah_recording, tmp_path)
+    assert not v.accepted
+    assert v.failed.name == "dry_run"
+    assert "transition 0" in v.failed.message and "longer than" in v.failed.message
+
+
+def test_loop_late_in_the_data_names_the_transition(cheetah, cheetah_recording, tmp_path):
+    body = (
+        "    memory['n'] = memory.get('n', 0) + 1\n"
+        "    if memory['n'] == 50:\n        while True:\n            pass\n"
+        "    return -state.x_velocity, {}\n"
+    )
+    v = verdict_for(body, cheetah, cheetah_recording, tmp_path)
+    assert "transition 49 (episode 0, step 49)" in v.failed.message
+
+
+def test_memory_bomb_hits_the_memory_limit(cheetah, cheetah_recording, tmp_path):
+    v = verdict_for("    x = np.ones((1 << 31,))\n    return 0.0, {}\n", cheetah, cheetah_recording, tmp_path, Limits(memory_mb=1024, call_seconds=5))
+    assert not v.accepted
+    assert "memory limit" in v.failed.message or "MemoryError" in v.failed.message
+
+
+def test_forbidden_import_never_reaches_the_sandbox(cheetah, cheetah_recording, tmp_path):
+    v = check_program(RewardProgram("import os\n" + HEAD + "    return 0.0, {}\n"), cheetah, "run_backwards", tmp_path, cheetah_recording)
+    assert [c.name for c in v.checks] == ["static"]
+    assert "only numpy and math" in v.failed.message
+    assert not (tmp_path / "job.json").exists()
+
+
+def test_runtime_import_is_refused_too(cheetah, cheetah_recording, tmp_path):
+    """Belt and braces: even past the static check, the namespace's __import__ refuses."""
+    from autoreward.program import _safe_import
+
+    with pytest.raises(ImportError):
+        _safe_import("os")
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("    return float('nan'), {}\n", "the total reward is nan"),
+        ("    return 1.0, {'a': float('inf')}\n", "component 'a' is inf"),
+        ("    return 1.0\n", "must return a pair"),
+        ("    return 'x', {}\n", "must be a float"),
+        ("    return state.x_velocity / 0.0, {}\n", "ZeroDivisionError"),
+        ("    return np.array([1.0, 2.0]), {}\n", "must be a float"),
+    ],
+)
+def test_bad_outputs_are_precise(body, expected, cheetah, cheetah_recording, tmp_path):
+    v = verdict_for(body, cheetah, cheetah_recording, tmp_path)
+    assert not v.accepted and v.failed.name == "dry_run"
+    assert expected in v.failed.message
+    assert "state:" in v.failed.message  # the Designer sees the values that broke it
+
+
+def test_exception_shows_the_line_in_the_program(cheetah, cheetah_recording, tmp_path):
+    v = verdict_for("    x = memory['missing']\n    return 0.0, {}\n", cheetah, cheetah_recording, tmp_path)
+    assert "KeyError" in v.failed.message and "line 5" in v.failed.message
+
+
+def test_nondeterminism_and_constants_are_rejected(cheetah, cheetah_recording, tmp_path):
+    v = verdict_for("    return float(np.random.rand()), {}\n", cheetah, cheetah_recording, tmp_path / "a")
+    assert "not deterministic" in v.failed.message or "random" in v.failed.message
+    v = verdict_for("    return 1.0, {'c': 1.0}\n", cheetah, cheetah_recording, tmp_path / "b")
+    assert "constant" in v.failed.message
+
+
+def test_wall_clock_watchdog_kills_the_job(cheetah, cheetah_recording, tmp_path):
+    lim = Limits(wall_seconds=4, cpu_seconds=100, memory_mb=2048, call_seconds=1000)
+    v = verdict_for("    while True:\n        pass\n    return 0.0, {}\n", cheetah, cheetah_recording, tmp_path, lim)
+    assert not v.accepted and "wall-clock limit of 4 s" in v.failed.message
+
+
+def test_cpu_limit_kills_the_job(cheetah, cheetah_recording, tmp_path):
+    lim = Limits(wall_seconds=60, cpu_seconds=3, memory_mb=2048, call_seconds=1000)
+    v = verdict_for("    while True:\n        pass\n    return 0.0, {}\n", cheetah, cheetah_recording, tmp_path, lim)
+    assert not v.accepted and "CPU-time limit of 3 s" in v.failed.message
+
+
+def test_child_environment_has_no_secrets_and_no_network(tmp_path, monkeypatch):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    threading.Thread(target=lambda: srv.accept(), daemon=True).start()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp-secret")
+    monkeypatch.setenv("AUTOREWARD_SELFTEST_PORT", str(port))
+    assert "OPENAI_API_KEY" not in scrubbed_env(tmp_path)
+    job = run_job("selftest", {}, tmp_path, Limits(wall_seconds=30, cpu_seconds=20, memory_mb=1024))
+    assert job.ok, job.error
+    r = job.result
+    assert not [n for n in r["env_names"] if "KEY" in n or "TOKEN" in n]
+    assert r["cwd"] == str(tmp_path.resolve())
+    assert r["rlimit_cpu"] == 20 and r["rlimit_data"] == 1024 * 1024 * 1024
+    if r["network_isolated"]:
+        assert r["loopback"].startswith("refused")
+    else:  # pragma: no cover - OS without namespaces: documented in the README
+        pytest.skip("this OS does not allow a private network namespace")
+    srv.close()
