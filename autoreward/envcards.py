@@ -317,7 +317,7 @@ def termination_cause(card: EnvCard, state: Any, terminated: bool, truncated: bo
         ns = {"state": state, "np": np, "math": math}
         for name, expr in card.termination_causes.items():
             try:
-                if eval(expr, {"__builtins__": {}}, ns):  # noqa: S307 - trusted card text
+                if eval(expr, {"__builtins__": {"abs": abs, "min": min, "max": max, "any": any, "all": all, "len": len}}, ns):  # noqa: S307 - trusted card text
                     return name
             except Exception:
                 continue

@@ -13,6 +13,7 @@ The Llama object is loaded once per process. Samples are generated one after ano
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import os
@@ -126,7 +127,17 @@ def load_llama(path: Path, n_ctx: int) -> Any:
                 n_threads_batch=threads,
                 verbose=False,
             )
+            if len(_LOADED) == 1:
+                atexit.register(_close_all)
         return _LOADED[key]
+
+
+def _close_all() -> None:
+    """Free models before interpreter teardown: Llama.__del__ at that point finds
+    llama_cpp's module globals already gone and prints a TypeError traceback."""
+    while _LOADED:
+        _, llama = _LOADED.popitem()
+        llama.close()
 
 
 class LocalOptions(BackendOptions):

@@ -48,8 +48,13 @@ def evaluate(
 
                     a_ro = np.array(a)
                     a_ro.flags.writeable = False
-                    out = (call or (lambda f, *x: f(*x)))(reward_fn, prev, a_ro, s, memory)
-                    shaped.append(validate_output(out)[0])
+                    from autoreward.train.wrappers import RewardError
+
+                    try:
+                        out = (call or (lambda f, *x: f(*x)))(reward_fn, prev, a_ro, s, memory)
+                        shaped.append(validate_output(out)[0])
+                    except Exception as exc:
+                        raise RewardError(f"during evaluation (episode {i}, step {len(shaped) + 1})") from exc
 
             ep = rollout(card, env, extractor, lambda t, obs: act(obs), seed=seed + i, max_steps=limit, on_step=on_step)
             f = float(fitness(ep))

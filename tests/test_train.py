@@ -1,0 +1,71 @@
+"""Training a given reward in the sandboxed worker."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from autoreward.train.trainer import TrainSpec, train_candidate
+
+FAST = {"n_steps": 256, "batch_size": 64, "n_epochs": 1}
+
+
+def spec(card, source, steps, **kw):
+    t = card.task("run_backwards")
+    base = dict(card_path=card.path, task="run_backwards", fitness=t.fitness, success=t.success, source=source,
+                steps=steps, hyperparams=FAST, eval_episodes=1, max_episode_steps=100)
+    base.update(kw)
+    return TrainSpec(**base)
+
+
+def test_exception_deep_into_training_fails_only_the_candidate(cheetah, tmp_path):
+    src = (
+        "def compute_reward(prev, action, state, memory):\n"
+        "    memory['t'] = memory.get('t', 0) + 1\n"
+        "    if state.x_position > 1e9 or memory['t'] == 90 and prev.dt > 0 and abs(state.x_position) >= 0:\n"
+        "        return helper_that_does_not_exist(), {}\n"
+        "    return -state.x_velocity, {'v': -state.x_velocity}\n"
+    )
+    # memory['t'] reaches 90 only in an episode of >= 90 steps; the first comes at step 90
+    job = train_candidate(spec(cheetah, src, 2000), tmp_path)
+    assert not job.ok
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert "NameError" in m["error"] and "helper_that_does_not_exist" in m["error"]
+    assert ("at training step" in m["error"] or "during evaluation" in m["error"]) and "line 4" in m["error"]
+    assert m["failed_at_step"] < 2000
+
+
+def test_nan_during_training_is_a_precise_error(cheetah, tmp_path):
+    src = (
+        "def compute_reward(prev, action, state, memory):\n"
+        "    memory['t'] = memory.get('t', 0) + 1\n"
+        "    r = float('nan') if memory['t'] > 60 else -state.x_velocity\n"
+        "    return r, {'v': r}\n"
+    )
+    job = train_candidate(spec(cheetah, src, 1500), tmp_path)
+    assert not job.ok and "the total reward is nan" in job.error
+
+
+@pytest.mark.slow
+def test_run_backwards_moves_fitness_the_right_way(cheetah, tmp_path, backwards_source):
+    """Integration: a hand-written good reward, a small budget, fitness up against untrained."""
+    s = spec(cheetah, backwards_source, 20_000, hyperparams={"learning_rate": 3e-4, "n_steps": 1024, "batch_size": 64, "n_epochs": 10},
+             eval_episodes=3, max_episode_steps=300, eval_every=10_000)
+    job = train_candidate(s, tmp_path)
+    assert job.ok, job.error
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    untrained, final = m["untrained"]["fitness_mean"], m["final"]["fitness_mean"]
+    assert final > untrained + 0.3, (untrained, final)  # m/s backwards
+    # everything lands in the candidate directory
+    for f in ("policy.zip", "vecnormalize.pkl", "progress.csv", "metrics.json", "job.json", "worker.log"):
+        assert (tmp_path / f).exists(), f
+    rows = list(csv.DictReader(open(tmp_path / "progress.csv")))
+    assert [int(r["step"]) for r in rows][0] == 0 and len(rows) >= 3
+    comps = m["components"]
+    assert {"backward", "upright", "ctrl", "env_reward"} <= set(comps)
+    assert comps["backward"]["min"] <= comps["backward"]["mean"] <= comps["backward"]["max"]
+    assert len(comps["backward"]["series"]) >= 10
+    # the env's own reward recorded beside ours: running backwards costs forward reward
+    assert m["final"]["env_return_mean"] < m["untrained"]["env_return_mean"]
