@@ -102,6 +102,8 @@ class FitnessEvalCallback(BaseCallback):
             "train/length": float(np.mean([e["l"] for e in ep_buf])) if ep_buf else float("nan"),
         }
         self.rows.append(row)
+        sys.stdout.write(json.dumps({"event": "eval", "step": step, "fitness": row["task/fitness"]}) + "\n")
+        sys.stdout.flush()
         new = not self.csv_path.exists()
         with open(self.csv_path, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(row))

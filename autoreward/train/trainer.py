@@ -87,7 +87,7 @@ def validate_hyperparams(algo: str, hp: dict[str, Any]) -> None:
     allowed = set(inspect.signature(cls.__init__).parameters) - {"self", "policy", "env"}
     bad = sorted(set(hp) - allowed)
     if bad:
-        raise ConfigError(f"unknown {algo.upper()} hyperparameter(s): {', '.join(bad)}", f"valid names include: {', '.join(sorted(allowed)[:12])}...")
+        raise ConfigError(f"unknown {algo.upper()} hyperparameter(s): {', '.join(bad)}", f"valid names include: {', '.join(sorted(a for a in allowed if not a.startswith('_'))[:12])}...")
 
 
 def hyperparams_for(card: Any, algo: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -112,7 +112,7 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     from autoreward.train.callbacks import ComponentStatsCallback, FitnessEvalCallback, ProgressCallback
     from autoreward.train.evaluate import evaluate
     from autoreward.train.wrappers import RewardError, RewardProgramVecWrapper, StateWrapper
-    from autoreward.worker import CallGuard, emit, short_traceback
+    from autoreward.worker import CallGuard, short_traceback
 
     torch.set_num_threads(max(1, int(p.get("threads", 1))))
     out_dir = Path(p["out_dir"])
@@ -184,9 +184,8 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     evalcb = FitnessEvalCallback(eval_every, run_eval, progress_csv, stats)
     evalcb.init_callback(model)
     try:
-        baseline = evalcb.record(0)  # the untrained policy, same protocol
+        evalcb.record(0)  # the untrained policy, same protocol
         baseline_seconds = evalcb.eval_seconds
-        emit("eval", step=0, fitness=baseline["task/fitness"])
         t0 = time.perf_counter()
         model.learn(total_timesteps=steps, callback=[stats, evalcb, ProgressCallback(steps)])
         train_seconds = time.perf_counter() - t0 - (evalcb.eval_seconds - baseline_seconds)
