@@ -26,7 +26,7 @@ app = typer.Typer(
 )
 envs_app = typer.Typer(help="List env cards and show what the LLM is told about an env.", invoke_without_command=True)
 app.add_typer(envs_app, name="envs")
-console = Console(soft_wrap=True)
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 CardsOpt = typer.Option(None, "--cards", help="Extra directory of env cards (also AUTOREWARD_CARDS).")
@@ -227,6 +227,220 @@ def bench(
     write_json(out, results)
     console.print_json(json.dumps({k: v for k, v in results.items() if not isinstance(v, (dict, list))}))
     console.print(f"written: {out}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The designer-critic-analyzer loop
+
+
+@app.command()
+def run(
+    task: str = typer.Argument(..., help='The task in words, e.g. "make the half-cheetah run backwards".'),
+    env: str = typer.Option(..., "--env", help="Env id, e.g. HalfCheetah-v5."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Preset whose fitness judges candidates (default: the designer proposes one)."),
+    model: Optional[str] = typer.Option(None, "--model", help="local (default), scripted:FILE, openai/..., anthropic/..., ollama/..."),
+    iterations: int = typer.Option(2, "--iterations", min=1),
+    samples: int = typer.Option(2, "--samples", min=1, help="Reward programs asked for per iteration."),
+    steps: int = typer.Option(20_000, "--steps", min=1, help="Training steps per candidate."),
+    algo: str = typer.Option("", "--algo", help="ppo or sac (default: the card's)."),
+    seed: int = typer.Option(0, "--seed"),
+    sets: list[str] = typer.Option([], "--set", help="Hyperparameter override key=value (repeatable)."),
+    max_episode_steps: Optional[int] = typer.Option(None, "--max-episode-steps"),
+    eval_episodes: int = typer.Option(3, "--eval-episodes", min=1),
+    no_review: bool = typer.Option(False, "--no-review", help="Skip the LLM review of accepted programs."),
+    fitness: Optional[str] = typer.Option(None, "--fitness", help="Fitness expression over ep (free-form tasks)."),
+    success: Optional[float] = typer.Option(None, "--success", help="Success threshold for --fitness."),
+    max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Stop after this many LLM tokens."),
+    max_cost: Optional[float] = typer.Option(None, "--max-cost", help="Stop after this many dollars of LLM cost."),
+    max_wall: Optional[float] = typer.Option(None, "--max-wall", help="Stop after this many seconds."),
+    interactive: bool = typer.Option(False, "--interactive", help="Pause after each iteration for feedback."),
+    out: Path = typer.Option(Path("runs"), "--out", help="Folder for the run directory."),
+    cards: Optional[Path] = CardsOpt,
+) -> None:
+    """Design, check, train and refine reward programs for TASK on ENV."""
+    from autoreward.envcards import load_card
+    from autoreward.loop import RunConfig
+    from autoreward.rundir import new_run_dir, record_run
+    from autoreward.train.trainer import validate_hyperparams
+
+    card = load_card(env, _cards(cards))
+    if preset:
+        card.task(preset)
+    if (fitness is None) != (success is None):
+        raise ConfigError("--fitness and --success go together")
+    if algo and algo not in ("ppo", "sac"):
+        raise ConfigError(f"unknown --algo {algo!r}", "use ppo or sac")
+    hp = _parse_sets(sets)
+    validate_hyperparams(algo or card.training.algo, hp)
+    cfg = RunConfig(
+        task=task, env=card.id, preset=preset, model=model, iterations=iterations, samples=samples, steps=steps, algo=algo,
+        seed=seed, max_episode_steps=max_episode_steps, eval_episodes=eval_episodes, review=not no_review, hyperparams=hp,
+        fitness=fitness, success=success, max_tokens=max_tokens, max_cost=max_cost, max_wall_s=max_wall,
+        cards=[str(cards.resolve())] if cards else [],
+    )
+    from autoreward.llm import get_client
+
+    get_client(model)  # a missing key or unknown model fails here, before a run directory exists
+    run_dir = new_run_dir(out, card.id, preset or task)
+    record_run(run_dir, {"command": "run", "config": cfg.model_dump(), "interactive": interactive})
+    console.print(f"run directory: {run_dir}")
+    _run_loop(run_dir, cfg, interactive)
+
+
+def _run_loop(run_dir: Path, cfg: Any, interactive: bool) -> None:
+    from autoreward.loop import Loop
+
+    loop = Loop(run_dir, cfg, console, hook=_interactive_hook if interactive else None)
+    result = loop.run()
+    _print_result(result)
+
+
+def _print_result(result: dict[str, Any]) -> None:
+    if result.get("stopped"):
+        console.print(f"stopped: {result['stopped']}")
+    if not result.get("best"):
+        console.print("[red]no candidate was trained successfully[/]; see the run directory for the critic's reasons")
+        console.print(f"inspect: autoreward show {result['run_dir']}")
+        raise typer.Exit(1)
+    console.print(f"best reward: {result['best_reward']}")
+    console.print(f"best fitness: {result['best_fitness']:.4g} (untrained policy: {result['untrained_fitness']:.4g})")
+    console.print(f"inspect: autoreward show {result['run_dir']}")
+
+
+def _interactive_hook(loop: Any, iteration: int) -> dict[str, Any]:
+    """Pause after an iteration: summary table, best code, then the user's choice."""
+    from rich.syntax import Syntax
+
+    _candidates_table(loop.dir)
+    best = loop.best()
+    if best:
+        console.print(Syntax((loop.dir / best["path"] / "reward.py").read_text(), "python", line_numbers=True))
+    while True:
+        choice = typer.prompt("[c]ontinue, [f]eedback, [e]dit best in $EDITOR, [p]refer a candidate, [s]top", default="c").strip().lower()[:1]
+        if choice == "c":
+            return {"action": "continue"}
+        if choice == "s":
+            return {"action": "stop"}
+        if choice == "f":
+            return {"action": "feedback", "text": typer.prompt("feedback for the designer")}
+        if choice == "p":
+            rel = typer.prompt("candidate (e.g. iter0/cand1)")
+            if (loop.dir / rel / "metrics.json").exists():
+                return {"action": "prefer", "candidate": rel}
+            console.print(f"no trained candidate {rel}")
+        if choice == "e" and best:
+            text = typer.edit((loop.dir / best["path"] / "reward.py").read_text(), extension=".py")
+            if text:
+                return {"action": "edit", "source": text}
+            console.print("no change made")
+
+
+def _candidates_table(run_dir: Path) -> None:
+    from autoreward.rundir import read_json
+
+    table = Table("critic", "repairs", "untrained", "fitness", "success", "flags / error")
+    table.columns[-1].overflow = "fold"
+    table.columns.insert(0, Table("candidate").columns[0])
+    table.columns[0].no_wrap = True
+    for st in sorted(run_dir.glob("iter*/*/candidate.json")):
+        cand = st.parent
+        s = read_json(st)
+        m = read_json(cand / "metrics.json") if (cand / "metrics.json").exists() else {}
+        a = read_json(cand / "analysis.json") if (cand / "analysis.json").exists() else {}
+        flags = "; ".join(a.get("numbers", {}).get("flags", []))
+        if (cand / "duplicate.json").exists():
+            flags = "duplicate, not trained"
+        if m and not m.get("ok"):
+            flags = m.get("error", "")[:80]
+        elif not s["accepted"]:
+            flags = s.get("error", "")[:80]
+        table.add_row(
+            str(cand.relative_to(run_dir)), "accepted" if s["accepted"] else "rejected", str(s["repairs"]),
+            f"{m['untrained']['fitness_mean']:.3g}" if m.get("ok") else "", f"{m['fitness']:.3g}" if m.get("ok") else "",
+            f"{m['success_rate']:.2f}" if m.get("ok") else "", flags,
+        )
+    console.print(table)
+
+
+@app.command()
+def resume(run_dir: Path = typer.Argument(..., help="A run directory under runs/.")) -> None:
+    """Continue a run killed at any point, without re-asking the LLM or retraining."""
+    from autoreward.loop import RunConfig
+    from autoreward.rundir import open_run_dir, read_json
+
+    d = open_run_dir(run_dir)
+    info = read_json(d / "run.json")
+    if info.get("config", {}).get("command") != "run":
+        raise ConfigError(f"{d} was made by `autoreward {info.get('config', {}).get('command')}`, not `run`; nothing to resume")
+    cfg = RunConfig(**info["config"]["config"])
+    _run_loop(d, cfg, bool(info["config"].get("interactive")))
+
+
+@app.command()
+def refine(
+    run_dir: Path = typer.Argument(..., help="A finished run directory."),
+    feedback: Optional[str] = typer.Option(None, "--feedback", help="Words for the designer."),
+    edit: Optional[Path] = typer.Option(None, "--edit", help="Your edited reward file, checked and trained as a candidate."),
+    prefer: Optional[str] = typer.Option(None, "--prefer", help="Candidate to refine instead of the best, e.g. iter0/cand1."),
+    iterations: int = typer.Option(1, "--iterations", min=1, help="More iterations to run."),
+) -> None:
+    """Continue a finished run with feedback, an edited reward, or a preferred candidate."""
+    from autoreward.loop import Loop, RunConfig
+    from autoreward.program import RewardProgram
+    from autoreward.rundir import open_run_dir, read_json, write_json
+
+    if not (feedback or edit or prefer):
+        raise ConfigError("refine needs --feedback, --edit or --prefer")
+    d = open_run_dir(run_dir)
+    info = read_json(d / "run.json")
+    cfg = RunConfig(**info["config"]["config"])
+    source = RewardProgram.from_file(edit).source if edit else None
+    state_path = d / "state.json"
+    state = read_json(state_path) if state_path.exists() else {}
+    cfg.iterations = int(state.get("iteration", 0)) + iterations
+    state["stopped"] = ""
+    write_json(state_path, state)
+    info["config"]["config"] = cfg.model_dump()
+    write_json(d / "run.json", info)
+    loop = Loop(d, cfg, console)
+    if prefer:
+        loop.apply({"action": "prefer", "candidate": prefer})
+    if feedback:
+        loop.apply({"action": "feedback", "text": feedback})
+    if source:
+        loop.apply({"action": "edit", "source": source})
+    _print_result(loop.run())
+
+
+@app.command()
+def show(run_dir: Path = typer.Argument(..., help="A run directory under runs/.")) -> None:
+    """The best reward with syntax highlighting, its verdict, analysis and every candidate."""
+    from rich.syntax import Syntax
+
+    from autoreward.rundir import open_run_dir, read_json
+
+    d = open_run_dir(run_dir)
+    info = read_json(d / "run.json")
+    cfg = info.get("config", {}).get("config", {})
+    console.print(f"[bold]{d.name}[/]: {cfg.get('task', '')} on {cfg.get('env', '')}")
+    if (d / "fitness.json").exists():
+        f = read_json(d / "fitness.json")
+        console.print(f"fitness (proposed, editable in {d / 'fitness.json'}): {f['fitness']}  success ≥ {f['success']}")
+    _candidates_table(d)
+    ok = [(read_json(m)["fitness"], m.parent) for m in d.glob("iter*/*/metrics.json") if read_json(m).get("ok")]
+    if not ok:
+        console.print("no trained candidate yet")
+        return
+    fit, best = max(ok, key=lambda x: x[0])
+    console.print(f"\n[bold]best: {best.relative_to(d)}[/] (fitness {fit:.4g}) — {best / 'reward.py'}")
+    console.print(Syntax((best / "reward.py").read_text(), "python", line_numbers=True))
+    v = read_json(best / "critic.json")
+    console.print(f"critic: {v['message']}" + (f"; warnings: {'; '.join(v['warnings'])}" if v.get("warnings") else ""))
+    if (best / "review.json").exists():
+        r = read_json(best / "review.json")
+        console.print(f"review: {'accept' if r['accept'] else 'reject' if r['accept'] is False else 'no verdict'} — {r['reason']}")
+    if (best / "analysis.md").exists():
+        console.print((best / "analysis.md").read_text(), markup=False, highlight=False)
 
 
 def main() -> None:

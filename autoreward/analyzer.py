@@ -1,0 +1,109 @@
+"""The Trajectory Analyzer: numbers first, then an LLM summary of failure causes.
+
+Every number comes from the candidate's ``metrics.json`` (written by the trainer), so each one
+in a report can be traced to a file. Saved next to the candidate as ``analysis.json`` and
+``analysis.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autoreward.prompts_io import render
+from autoreward.rundir import read_json, write_json, write_text
+
+HACKING_RHO = 0.0  # reward/fitness correlation at or below this over training is flagged
+
+
+def _spearman(a: list[float], b: list[float]) -> float | None:
+    from scipy.stats import spearmanr
+
+    a_, b_ = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a_) & np.isfinite(b_)
+    if ok.sum() < 3 or np.std(a_[ok]) < 1e-12 or np.std(b_[ok]) < 1e-12:
+        return None
+    return round(float(spearmanr(a_[ok], b_[ok]).statistic), 3)
+
+
+def numbers(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The analyzer's numbers from one candidate's metrics (no LLM)."""
+    if not metrics.get("ok"):
+        return {"ok": False, "error": metrics.get("error", "training failed"), "failed_at_step": metrics.get("failed_at_step")}
+    prog = metrics.get("progress", [])
+    fit = [r["task/fitness"] for r in prog]
+    rew = [r["eval/reward_return"] for r in prog]
+    eps = metrics.get("final_episodes", [])
+    out: dict[str, Any] = {
+        "ok": True,
+        "fitness_untrained": metrics["untrained"]["fitness_mean"],
+        "fitness_final": metrics["final"]["fitness_mean"],
+        "fitness_best_during_training": max(fit) if fit else None,
+        "fitness_curve": [[r["step"], r["task/fitness"]] for r in prog],
+        "success_rate_final": metrics["final"]["success_rate"],
+        "termination_causes": metrics["final"].get("causes", {}),
+        "episode_length_mean": metrics["final"].get("length_mean"),
+        "env_return_final": metrics["final"].get("env_return_mean"),
+        "components": {k: {s: v[s] for s in ("min", "mean", "max")} for k, v in metrics.get("components", {}).items()},
+        "reward_fitness_spearman_over_training": _spearman(rew, fit),
+        "reward_fitness_spearman_final_episodes": _spearman([e.get("reward_return") for e in eps], [e["fitness"] for e in eps]),
+    }
+    flags = []
+    rho = out["reward_fitness_spearman_over_training"]
+    if rho is not None and rho <= HACKING_RHO:
+        flags.append(f"reward hacking: our reward and the task fitness moved apart over training (Spearman {rho})")
+    if len(fit) >= 3 and len(rew) >= 3 and rew[-1] > rew[0] and fit[-1] < fit[0]:
+        flags.append("reward hacking: the reward rose while the task fitness fell")
+    if fit and out["fitness_final"] <= out["fitness_untrained"]:
+        flags.append("no progress: the trained policy is no better than the untrained one")
+    comps = out["components"]
+    if comps:
+        mags = {k: max(abs(v["min"]), abs(v["max"])) for k, v in comps.items() if k != "env_reward"}
+        if mags:
+            big = max(mags.values())
+            for k, m in mags.items():
+                if big > 0 and m < big / 100:
+                    flags.append(f"component {k} is negligible next to the others (max |value| {m:.3g} vs {big:.3g})")
+    out["flags"] = flags
+    return out
+
+
+def format_numbers(n: dict[str, Any]) -> str:
+    """Plain-text lines of the numbers, for the LLM prompt and the Markdown report."""
+    if not n.get("ok"):
+        return f"- training failed: {n.get('error')}"
+    lines = [
+        f"- task fitness: untrained {n['fitness_untrained']:.4g} -> final {n['fitness_final']:.4g} (best during training {n['fitness_best_during_training']:.4g})",
+        f"- success rate of the final policy: {n['success_rate_final']:.2f}",
+        f"- how evaluation episodes ended: {n['termination_causes']} (mean length {n['episode_length_mean']:.0f} steps)",
+        f"- env's own return of the final policy: {n['env_return_final']:.4g}",
+    ]
+    for k, v in n["components"].items():
+        lines.append(f"- reward component {k}: mean {v['mean']:.3g}, min {v['min']:.3g}, max {v['max']:.3g}")
+    lines.append(f"- rank correlation of our reward with task fitness over training: {n['reward_fitness_spearman_over_training']}")
+    for f in n["flags"]:
+        lines.append(f"- FLAG: {f}")
+    return "\n".join(lines)
+
+
+def analyze(candidate_dir: Path, task: str, client: Any | None = None, seed: int = 0) -> dict[str, Any]:
+    """Numbers, then (if a client is given) the LLM's summary; saved as JSON and Markdown."""
+    candidate_dir = Path(candidate_dir)
+    existing = candidate_dir / "analysis.json"
+    if existing.exists():
+        return read_json(existing)
+    metrics = read_json(candidate_dir / "metrics.json")
+    nums = numbers(metrics)
+    text = format_numbers(nums)
+    summary = ""
+    if client is not None:
+        code = (candidate_dir / "reward.py").read_text()
+        var = {"task": task, "code": code, "numbers": text}
+        msgs = [{"role": "user", "content": render("analyzer_summary.j2", **var)}]
+        summary = client.complete(msgs, n=1, temperature=0.2, seed=seed, template="analyzer_summary.j2", variables=var, max_tokens=300)[0].text.strip()
+    result = {"numbers": nums, "summary": summary}
+    write_json(existing, result)
+    write_text(candidate_dir / "analysis.md", f"# Analysis\n\n{text}\n\n## Summary\n\n{summary or '(no LLM summary)'}\n")
+    return result

@@ -1,0 +1,308 @@
+"""The orchestration of iterations: the only module that knows the order of things.
+
+    design k samples -> per sample: static check, sandbox check, LLM review, repairs (<= 3)
+    -> drop duplicates -> train the accepted ones -> analyze -> select by task fitness
+    -> (human feedback) -> refine the best -> next iteration
+
+Every step writes its result into the run directory before the next starts, and every step
+first looks for its result there: that is how ``resume`` continues a run killed at any point
+without re-asking the LLM (answers are saved, and re-issued prompts hit the on-disk cache) and
+without retraining finished candidates.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Console
+
+from autoreward.analyzer import analyze
+from autoreward.critic import check_program, record_rollouts
+from autoreward.designer import Designer, Draft, dedup, parse_fitness_proposal, parse_review, static_error
+from autoreward.envcards import EnvCard, load_card, render_card
+from autoreward.errors import ConfigError
+from autoreward.program import RewardProgram
+from autoreward.prompts_io import render
+from autoreward.rundir import read_json, write_json, write_text
+from autoreward.train.trainer import TrainSpec, train_candidate
+
+
+class RunConfig(BaseModel):
+    """One ``autoreward run``; saved in run.json and reloaded by resume/refine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(description="The task in words.")
+    env: str
+    preset: str | None = Field(None, description="Preset whose fitness judges candidates.")
+    model: str | None = None
+    iterations: int = 2
+    samples: int = 2
+    steps: int = 20_000
+    algo: str = ""
+    seed: int = 0
+    max_repairs: int = 3
+    review: bool = True
+    max_episode_steps: int | None = None
+    eval_episodes: int = 3
+    hyperparams: dict[str, Any] = Field(default_factory=dict)
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    max_wall_s: float | None = None
+    fitness: str | None = None
+    success: float | None = None
+    fitness_doc: str = ""
+    cards: list[str] = Field(default_factory=list)
+
+
+Hook = Callable[["Loop", int], dict[str, Any]]
+
+
+class Loop:
+    """Runs (or resumes) the designer-critic-trainer-analyzer loop in one run directory."""
+
+    def __init__(self, run_dir: Path, config: RunConfig, console: Console | None = None, hook: Hook | None = None) -> None:
+        from autoreward.llm import get_client
+
+        self.dir = Path(run_dir)
+        self.cfg = config
+        self.console = console or Console()
+        self.hook = hook
+        self.card: EnvCard = load_card(config.env, [Path(c) for c in config.cards])
+        self.client = get_client(config.model, log_dir=self.dir)
+        self.state_path = self.dir / "state.json"
+        self.state: dict[str, Any] = read_json(self.state_path) if self.state_path.exists() else {
+            "iteration": 0, "parent": None, "feedback": "", "edits": [], "stopped": "", "tokens": 0, "cost": 0.0, "elapsed_s": 0.0,
+        }
+        self.recording = record_rollouts(self.card, self.dir / "recordings" / f"probe_seed{config.seed}.npz", seed=config.seed)
+        self._t0 = time.monotonic()
+
+    # ----- bookkeeping -------------------------------------------------------------------
+
+    def save_state(self) -> None:
+        self.state["elapsed_s"] = self.state.get("elapsed_s", 0.0) + (time.monotonic() - self._t0)
+        self._t0 = time.monotonic()
+        write_json(self.state_path, self.state)
+
+    def _count(self, outs: list[Any]) -> None:
+        for c in outs:
+            if not getattr(c, "cached", False):
+                self.state["tokens"] += int(c.prompt_tokens + c.completion_tokens)
+                self.state["cost"] += float(c.cost)
+
+    def over_budget(self) -> str:
+        c = self.cfg
+        elapsed = self.state.get("elapsed_s", 0.0) + (time.monotonic() - self._t0)
+        if c.max_tokens and self.state["tokens"] >= c.max_tokens:
+            return f"token budget of {c.max_tokens} reached"
+        if c.max_cost and self.state["cost"] >= c.max_cost:
+            return f"cost budget of ${c.max_cost} reached"
+        if c.max_wall_s and elapsed >= c.max_wall_s:
+            return f"wall-time budget of {c.max_wall_s:.0f} s reached"
+        return ""
+
+    def complete(self, *args: Any, **kw: Any) -> list[Any]:
+        """The LLM client's ``complete``, counting tokens and cost against the budgets."""
+        outs = self.client.complete(*args, **kw)
+        self._count(outs)
+        return outs
+
+    # ----- fitness --------------------------------------------------------------------------
+
+    def ensure_fitness(self) -> None:
+        """Preset fitness, or a designer-proposed one for a free-form task (saved, editable)."""
+        c = self.cfg
+        if c.fitness is not None:
+            return
+        if c.preset:
+            t = self.card.task(c.preset)
+            c.fitness, c.success, c.fitness_doc = t.fitness, t.success, t.fitness_doc or t.fitness
+            return
+        path = self.dir / "fitness.json"
+        if not path.exists():
+            var = {"env_text": render_card(self.card), "task": c.task}
+            msgs = [{"role": "user", "content": render("fitness_proposal.j2", **var)}]
+            for attempt in range(3):
+                out = self.complete(msgs, n=1, temperature=0.2, seed=c.seed * 1000 + 900 + attempt, template="fitness_proposal.j2", variables=var)[0]
+                parsed = parse_fitness_proposal(out.text)
+                if parsed:
+                    break
+            else:
+                raise ConfigError("the model did not propose a usable fitness function", "pass --preset, or --fitness EXPR --success X")
+            write_json(path, {"fitness": parsed[0], "success": parsed[1], "description": parsed[2], "proposed_by": self.client.model if hasattr(self.client, "model") else c.model})
+            self.console.print(f"[bold]proposed fitness[/] (edit {path} and resume to change it): {parsed[0]}  success ≥ {parsed[1]}  — {parsed[2]}")
+        f = read_json(path)
+        c.fitness, c.success, c.fitness_doc = f["fitness"], float(f["success"]), f.get("description", "")
+
+    # ----- one candidate ----------------------------------------------------------------------
+
+    def vet(self, designer: Designer, draft: Draft, cand: Path, seed: int) -> dict[str, Any]:
+        """Static check, sandbox check and LLM review with up to max_repairs repairs."""
+        status_path = cand / "candidate.json"
+        if status_path.exists():
+            return read_json(status_path)
+        history: list[dict[str, str]] = []
+        for attempt in range(self.cfg.max_repairs + 1):
+            error = static_error(draft.source)
+            if not error:
+                write_text(cand / "reward.py", draft.source or "")
+                verdict = check_program(RewardProgram(draft.source or ""), self.card, self.cfg.preset or "", cand, self.recording, fitness_expr=self.cfg.fitness)
+                error = "" if verdict.accepted else verdict.message
+            if not error and self.cfg.review:
+                var = {"task": self.cfg.task, "env_text": render_card(self.card), "code": draft.source}
+                msgs = [{"role": "user", "content": render("critic_review.j2", **var)}]
+                out = self.complete(msgs, n=1, temperature=0.0, seed=seed + 40 + attempt, template="critic_review.j2", variables=var, max_tokens=200)[0]
+                ok, reason = parse_review(out.text)
+                write_json(cand / "review.json", {"accept": ok, "reason": reason, "answer": out.text})
+                if ok is False:
+                    error = f"review: the reviewer says this code does not reward the task as written: {reason}"
+            history.append({"attempt": str(attempt), "error": error})
+            if not error:
+                status = {"accepted": True, "repairs": attempt, "history": history}
+                break
+            if attempt == self.cfg.max_repairs:
+                status = {"accepted": False, "repairs": attempt, "history": history, "error": error}
+                if draft.source:
+                    write_text(cand / "reward.py", draft.source)
+                break
+            designer.repair(draft, error, seed=seed + attempt)
+        write_json(status_path, status)
+        return status
+
+    def train(self, cand: Path) -> dict[str, Any]:
+        metrics_path = cand / "metrics.json"
+        if metrics_path.exists():
+            return read_json(metrics_path)
+        c = self.cfg
+        spec = TrainSpec(
+            card_path=self.card.path, task=c.preset or "custom", fitness=c.fitness or "", success=float(c.success or 0.0),
+            source=(cand / "reward.py").read_text(), steps=c.steps, algo=c.algo or self.card.training.algo, seed=c.seed,
+            hyperparams=c.hyperparams, max_episode_steps=c.max_episode_steps, eval_episodes=c.eval_episodes,
+        )
+        with self.console.status(f"training {cand.relative_to(self.dir)} for {c.steps} steps..."):
+            train_candidate(spec, cand)
+        return read_json(metrics_path)
+
+    # ----- iterations -----------------------------------------------------------------------
+
+    def candidates(self) -> list[dict[str, Any]]:
+        """Every trained candidate so far, with its fitness (for selection and the report)."""
+        out = []
+        for m in sorted(self.dir.glob("iter*/*/metrics.json")):
+            metrics = read_json(m)
+            out.append({"path": str(m.parent.relative_to(self.dir)), "ok": metrics.get("ok", False), "fitness": metrics.get("fitness"), "solved": metrics.get("solved", False), "error": metrics.get("error", "")})
+        return out
+
+    def best(self) -> dict[str, Any] | None:
+        ok = [c for c in self.candidates() if c["ok"] and c["fitness"] is not None]
+        return max(ok, key=lambda c: c["fitness"]) if ok else None
+
+    def parent_info(self, rel: str) -> dict[str, Any]:
+        cand = self.dir / rel
+        m = read_json(cand / "metrics.json")
+        a = read_json(cand / "analysis.json") if (cand / "analysis.json").exists() else {}
+        return {
+            "iteration": rel.split("/")[0].removeprefix("iter"),
+            "parent_code": (cand / "reward.py").read_text(),
+            "fitness": m["fitness"],
+            "untrained": m["untrained"]["fitness_mean"],
+            "success": self.cfg.success,
+            "components": {k: {"mean": v["mean"], "min": v["min"], "max": v["max"]} for k, v in m.get("components", {}).items()},
+            "analysis": a.get("summary", ""),
+        }
+
+    def run_iteration(self, i: int) -> None:
+        c = self.cfg
+        it = self.dir / f"iter{i}"
+        designer = Designer(self, render_card(self.card), c.task, c.fitness_doc or c.fitness or "")
+        seed = c.seed * 1000 + i * 100
+        designs_path = it / "designs.json"
+        if designs_path.exists():
+            drafts = [Draft(**d) for d in read_json(designs_path)]
+        else:
+            parent = self.parent_info(self.state["parent"]) if self.state.get("parent") else None
+            self.console.print(f"[bold]iteration {i}[/]: asking {self.client_name()} for {c.samples} reward programs...")
+            t0 = time.monotonic()
+            drafts = designer.sample(c.samples, seed=seed, parent=parent, feedback=self.state.get("feedback", ""))
+            write_json(designs_path, [d.__dict__ for d in drafts])
+            self.console.print(f"  {len(drafts)} answers back in {time.monotonic() - t0:.0f} s")
+        for edit in self.state.get("edits", []):
+            if int(edit["iteration"]) == i:
+                drafts.append(Draft(index=len(drafts), source=edit["source"], raw="(edited by the user)"))
+        accepted: list[tuple[Path, RewardProgram]] = []
+        for d in drafts:
+            cand = it / f"cand{d.index}"
+            status = self.vet(designer, d, cand, seed=seed + 10 * (d.index + 1))
+            self.save_state()
+            mark = "[green]accepted[/]" if status["accepted"] else f"[red]rejected[/]: {status.get('error', '')[:200]}"
+            self.console.print(f"  cand{d.index}: {mark} after {status['repairs']} repair(s)")
+            if status["accepted"]:
+                accepted.append((cand, RewardProgram((cand / "reward.py").read_text())))
+        kept, dropped = dedup([p for _, p in accepted])
+        for j in dropped:
+            write_json(accepted[j][0] / "duplicate.json", {"duplicate": True})
+            self.console.print(f"  {accepted[j][0].name}: duplicate of an earlier sample, not trained")
+        for j, (cand, _) in enumerate(accepted):
+            if j in dropped:
+                continue
+            m = self.train(cand)
+            if m.get("ok"):
+                self.console.print(f"  {cand.name}: fitness {m['untrained']['fitness_mean']:.3g} -> {m['fitness']:.3g}")
+            else:
+                self.console.print(f"  {cand.name}: [red]training failed[/]: {m.get('error', '')[:300]}")
+            analyze(cand, c.task, self.client if m.get("ok") else None, seed=seed + 90 + j)
+            self.save_state()
+        best = self.best()
+        write_json(it / "summary.json", {"best": best, "candidates": [x for x in self.candidates() if x["path"].startswith(f"iter{i}/")]})
+
+    def client_name(self) -> str:
+        return self.cfg.model or "the default model"
+
+    def run(self) -> dict[str, Any]:
+        """Run or resume until iterations, the success threshold or a budget ends it."""
+        self.ensure_fitness()
+        while self.state["iteration"] < self.cfg.iterations and not self.state.get("stopped"):
+            i = self.state["iteration"]
+            self.run_iteration(i)
+            best = self.best()
+            self.state["parent"] = best["path"] if best else self.state.get("parent")
+            self.state["iteration"] = i + 1
+            self.state["feedback"] = ""
+            if best and best["solved"]:
+                self.state["stopped"] = f"success threshold {self.cfg.success} reached by {best['path']}"
+            elif self.over_budget():
+                self.state["stopped"] = self.over_budget()
+            self.save_state()
+            if self.hook and not self.state.get("stopped") and self.state["iteration"] < self.cfg.iterations:
+                self.apply(self.hook(self, i))
+        return self.result()
+
+    def apply(self, action: dict[str, Any]) -> None:
+        """Human steering between iterations: feedback, an edit, a preferred parent, stop."""
+        kind = action.get("action", "continue")
+        if kind == "stop":
+            self.state["stopped"] = "stopped by the user"
+        elif kind == "feedback":
+            self.state["feedback"] = action["text"]
+        elif kind == "edit":
+            self.state.setdefault("edits", []).append({"iteration": self.state["iteration"], "source": action["source"]})
+        elif kind == "prefer":
+            rel = action["candidate"]
+            if not (self.dir / rel / "metrics.json").exists():
+                raise ConfigError(f"candidate {rel} was not trained in this run", "see `autoreward show RUN` for candidates")
+            if not read_json(self.dir / rel / "metrics.json").get("ok"):
+                raise ConfigError(f"candidate {rel} failed training and cannot be a parent")
+            self.state["parent"] = rel
+        self.save_state()
+
+    def result(self) -> dict[str, Any]:
+        best = self.best()
+        out = {"run_dir": str(self.dir), "best": best, "stopped": self.state.get("stopped", ""), "iterations_done": self.state["iteration"], "tokens": self.state["tokens"], "cost": self.state["cost"]}
+        if best:
+            m = read_json(self.dir / best["path"] / "metrics.json")
+            out.update(best_reward=str(self.dir / best["path"] / "reward.py"), best_fitness=m["fitness"], untrained_fitness=m["untrained"]["fitness_mean"])
+        write_json(self.dir / "result.json", out)
+        return out

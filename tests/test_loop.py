@@ -1,0 +1,136 @@
+"""The designer-critic-trainer-analyzer loop, driven by a scripted LLM (the real client path)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from autoreward.designer import extract_code, parse_fitness_proposal, parse_review
+
+FIX = Path(__file__).parent / "fixtures"
+GOOD = (FIX / "halfcheetah_backwards.py").read_text()
+FLIPPED = GOOD.replace("backward = -state.x_velocity", "backward = state.x_velocity")
+FAST = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1"]
+
+
+def script(tmp_path: Path, designs: list[str], review: str = "VERDICT: ACCEPT\nREASON: it rewards moving towards -x.") -> str:
+    rules = [
+        {"match": "This reward function was rejected", "response": f"Fixed the sign.\n```python\n{GOOD}```"},
+        {"match": "Does this code reward the task as written?", "response": review},
+        {"match": "Measured numbers:", "response": "The policy learned to move backwards; raise the speed term."},
+        {"match": "Propose how to measure success", "response": "FITNESS: (ep.first.x_position - ep.last.x_position) / ep.duration\nTHRESHOLD: 3.0\nDESCRIPTION: backward speed in m/s"},
+        {"match": "was the best so far", "response": f"Scaled up.\n```python\n{GOOD.replace('-0.1 *', '-0.05 *')}```"},
+    ]
+    path = tmp_path / "script.yaml"
+    path.write_text(yaml.safe_dump(rules + [f"Here is my reward.\n```python\n{d}```\nIt should work." for d in designs]))
+    return f"scripted:{path}"
+
+
+def cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autoreward.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600, env=env)
+
+
+def test_code_extraction_survives_prose_blocks_and_names():
+    assert "def compute_reward" in extract_code(f"Sure!\n```python\n{GOOD}```\nDone.")
+    two = "```python\nimport numpy as np\nK = 2.0\n```\ntext\n```python\ndef compute_reward(prev, action, state, memory):\n    return K, {}\n```"
+    assert extract_code(two).startswith("def compute_reward")
+    renamed = extract_code("```\ndef my_reward(prev, action, state, memory):\n    return 1.0, {}\n```")
+    assert "def compute_reward(prev, action, state, memory)" in renamed
+    unfenced = extract_code("Plan: go back.\nimport numpy as np\ndef compute_reward(prev, action, state, memory):\n    return 1.0, {}\nThis rewards going back.")
+    assert unfenced.startswith("import numpy") and "This rewards" not in unfenced
+    assert extract_code("I cannot help with that.") is None
+
+
+def test_review_and_fitness_parsers():
+    assert parse_review("VERDICT: REJECT\nREASON: it rewards +x.") == (False, "it rewards +x.")
+    assert parse_review("**VERDICT:** ACCEPT\nREASON: fine")[0] is True
+    assert parse_review("looks fine")[0] is None
+    assert parse_fitness_proposal("FITNESS: ep.env_return\nTHRESHOLD: 10\nDESCRIPTION: x") == ("ep.env_return", 10.0, "x")
+    assert parse_fitness_proposal("FITNESS: ep.(\nTHRESHOLD: 1") is None
+
+
+@pytest.mark.slow
+def test_loop_repairs_dedups_trains_analyzes_and_refines(tmp_path):
+    """Sample 0 points the wrong way (probe rejects, one repair fixes it); sample 1 is the same
+    program as the repaired one (dropped as a duplicate); the next iteration refines the best."""
+    model = script(tmp_path, [FLIPPED, GOOD])
+    r = cli("run", "make the half-cheetah run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards",
+            "--model", model, "--iterations", "2", "--samples", "2", *FAST, "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = next((tmp_path / "runs").iterdir())
+    c0 = json.loads((run / "iter0/cand0/candidate.json").read_text())
+    assert c0["accepted"] and c0["repairs"] == 1 and "wrong way" in c0["history"][0]["error"]
+    assert (run / "iter0/cand1/duplicate.json").exists() and not (run / "iter0/cand1/metrics.json").exists()
+    assert json.loads((run / "iter0/cand0/metrics.json").read_text())["ok"]
+    a = json.loads((run / "iter0/cand0/analysis.json").read_text())
+    assert "fitness_final" in a["numbers"] and a["summary"].startswith("The policy learned")
+    assert (run / "iter0/cand0/analysis.md").exists()
+    assert (run / "iter1/cand0/metrics.json").exists()  # refined in iteration 1
+    log = [json.loads(l) for l in (run / "llm_exchanges.jsonl").read_text().splitlines()]
+    templates = [e.get("template") for e in log]
+    assert "designer_refine.j2" in templates and "designer_repair.j2" in templates and "critic_review.j2" in templates
+    refine_prompt = next(e for e in log if e.get("template") == "designer_refine.j2")
+    assert "backward = -state.x_velocity" in json.dumps(refine_prompt["messages"])  # the best code goes back
+    assert "best fitness:" in r.stdout and "autoreward show" in r.stdout
+    s = cli("show", str(run), cwd=tmp_path)
+    assert s.returncode == 0 and "def compute_reward" in s.stdout and "iter0/cand0" in s.stdout
+
+
+@pytest.mark.slow
+def test_review_veto_and_free_form_fitness(tmp_path):
+    model = script(tmp_path, [GOOD], review="VERDICT: REJECT\nREASON: it rewards running forwards.")
+    r = cli("run", "run backwards", "--env", "HalfCheetah-v5", "--model", model, "--iterations", "1", "--samples", "1",
+            *FAST, "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    run = next((tmp_path / "runs").iterdir())
+    f = json.loads((run / "fitness.json").read_text())
+    assert f["fitness"].startswith("(ep.first.x_position") and f["success"] == 3.0
+    st = json.loads((run / "iter0/cand0/candidate.json").read_text())
+    assert not st["accepted"] and st["repairs"] == 3 and "reviewer says" in st["error"]
+    assert r.returncode == 1 and "no candidate was trained" in r.stdout
+
+
+@pytest.mark.slow
+def test_kill_minus_9_then_resume_reasks_nothing_and_retrains_nothing(tmp_path):
+    model = script(tmp_path, [GOOD, GOOD.replace("0.5 * max", "0.4 * max")])
+    args = ["run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards", "--model", model,
+            "--iterations", "1", "--samples", "2", "--no-review", *FAST, "--out", str(tmp_path / "runs")]
+    p = subprocess.Popen([sys.executable, "-m", "autoreward.cli", *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    first = None
+    while time.time() < deadline:
+        hits = list((tmp_path / "runs").glob("*/iter0/cand0/metrics.json"))
+        if hits:
+            first = hits[0]
+            break
+        time.sleep(0.5)
+    assert first is not None, "the first candidate never finished"
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    run = first.parents[2]
+    mtime = first.stat().st_mtime_ns
+    n_designs = sum(1 for l in (run / "llm_exchanges.jsonl").read_text().splitlines() if "designer_initial" in l)
+    r = cli("resume", str(run), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert first.stat().st_mtime_ns == mtime  # not retrained
+    log = (run / "llm_exchanges.jsonl").read_text().splitlines()
+    assert sum(1 for l in log if "designer_initial" in l) == n_designs  # not re-asked
+    assert json.loads((run / "iter0/cand1/metrics.json").read_text())["ok"]
+    assert json.loads((run / "result.json").read_text())["best"]
+
+
+def test_resume_and_show_of_a_non_run_are_one_line_errors(tmp_path):
+    r = cli("resume", str(tmp_path / "nope"), cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("error: run directory") and "Traceback" not in r.stderr
+    r = cli("show", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 2 and "not an autoreward run directory" in r.stderr
+    r = cli("run", "x", "--env", "HalfCheetah-v5", "--model", "scripted:/nonexistent.yaml", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
