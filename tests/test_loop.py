@@ -134,3 +134,41 @@ def test_resume_and_show_of_a_non_run_are_one_line_errors(tmp_path):
     assert r.returncode == 2 and "not an autoreward run directory" in r.stderr
     r = cli("run", "x", "--env", "HalfCheetah-v5", "--model", "scripted:/nonexistent.yaml", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_interactive_mode_as_a_person_uses_it(tmp_path):
+    """Drive the real terminal program: after iteration 0 give feedback in words, then the
+    refine prompt of iteration 1 must carry it; then refine the finished run with --prefer."""
+    import pexpect
+
+    model = script(tmp_path, [GOOD, GOOD.replace("0.5 * max", "0.4 * max")])
+    args = ["-m", "autoreward.cli", "run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards",
+            "--model", model, "--iterations", "2", "--samples", "1", "--no-review", *FAST, "--interactive",
+            "--out", str(tmp_path / "runs")]
+    child = pexpect.spawn(sys.executable, args, cwd=str(tmp_path), timeout=300, encoding="utf-8", dimensions=(50, 160))
+    child.expect(r"\[c\]ontinue, \[f\]eedback")
+    import re
+
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before)
+    assert "iter0/cand0" in screen and "def compute_reward" in screen  # table and best code
+    child.sendline("f")
+    child.expect("feedback for the designer")
+    child.sendline("keep the torso lower")
+    child.expect("best fitness:")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    run = next((tmp_path / "runs").iterdir())
+    log = [json.loads(l) for l in (run / "llm_exchanges.jsonl").read_text().splitlines()]
+    refine = [e for e in log if e.get("template") == "designer_refine.j2"]
+    assert refine and "keep the torso lower" in json.dumps(refine[0]["messages"])
+
+    r = cli("refine", str(run), "--prefer", "iter0/cand0", "--feedback", "less control cost", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    log = [json.loads(l) for l in (run / "llm_exchanges.jsonl").read_text().splitlines()]
+    last = [e for e in log if e.get("template") == "designer_refine.j2"][-1]
+    assert "less control cost" in json.dumps(last["messages"]) and "(iteration 0)" in json.dumps(last["messages"])
+    assert (run / "iter2/cand0/candidate.json").exists()
+    r = cli("refine", str(run), "--prefer", "iter9/cand0", cwd=tmp_path)
+    assert r.returncode == 2 and "was not trained in this run" in r.stderr
