@@ -50,6 +50,8 @@ def numbers(metrics: dict[str, Any]) -> dict[str, Any]:
         "reward_fitness_spearman_over_training": _spearman(rew, fit),
         "reward_fitness_spearman_final_episodes": _spearman([e.get("reward_return") for e in eps], [e["fitness"] for e in eps]),
     }
+    if metrics.get("env_analysis"):
+        out["env_analysis"] = metrics["env_analysis"]
     flags = []
     rho = out["reward_fitness_spearman_over_training"]
     if rho is not None and rho <= HACKING_RHO:
@@ -83,6 +85,8 @@ def format_numbers(n: dict[str, Any]) -> str:
     for k, v in n["components"].items():
         lines.append(f"- reward component {k}: mean {v['mean']:.3g}, min {v['min']:.3g}, max {v['max']:.3g}")
     lines.append(f"- rank correlation of our reward with task fitness over training: {n['reward_fitness_spearman_over_training']}")
+    if n.get("env_analysis", {}).get("text"):
+        lines += [f"- {ln}" for ln in n["env_analysis"]["text"].splitlines()]
     for f in n["flags"]:
         lines.append(f"- FLAG: {f}")
     return "\n".join(lines)

@@ -104,7 +104,7 @@ def check(
     record_run(run, {"command": "check", "reward": str(reward), "env": card.id, "task": task})
     write_text(run / "candidate" / "reward.py", program.source)
     with console.status("checking (dry run and behaviour probe in the sandbox)..."):
-        rec = record_rollouts(card, run / "recordings" / "probe_seed0.npz")
+        rec = record_rollouts(card, run / "recordings" / "probe_seed0.npz", make_kwargs=card.task(task).make_kwargs)
         verdict = check_program(program, card, task, run / "candidate", rec)
     _print_verdict(verdict)
     console.print(f"verdict: {run / 'candidate' / 'critic.json'}")
@@ -161,13 +161,13 @@ def eval_cmd(
     spec = TrainSpec(
         card_path=card.path, task=task, fitness=t.fitness, success=t.success, source=program.source, steps=steps,
         algo=algo or card.training.algo, seed=seed, hyperparams=hp, max_episode_steps=max_episode_steps,
-        eval_episodes=eval_episodes, device=device,
+        eval_episodes=eval_episodes, device=device, make_kwargs=t.make_kwargs,
     )
     record_run(run, {"command": "eval", "reward": str(reward), "spec": {**spec.__dict__, "source": None}})
     write_text(cand / "reward.py", program.source)
     console.print(f"run directory: {run}")
     with console.status("checking..."):
-        rec = record_rollouts(card, run / "recordings" / "probe_seed0.npz")
+        rec = record_rollouts(card, run / "recordings" / "probe_seed0.npz", make_kwargs=t.make_kwargs)
         verdict = check_program(program, card, task, cand, rec)
     _print_verdict(verdict)
     if not verdict.accepted and not skip_check:

@@ -165,3 +165,13 @@ def format_numbers(numbers: dict[str, Any]) -> str:
     if "mean_fitness" in numbers:
         lines.append(f"mean fitness: {numbers['mean_fitness']:.3f}")
     return "\n".join(lines)
+
+
+def analyze_episodes(episodes: Sequence[Any], task: str, fitness: Callable[[Any], float], success: float) -> dict[str, Any]:
+    """The env card's analyzer hook (``analyzer:`` in Crafter-v1.yaml), called by the trainer on
+    the final evaluation episodes: success by the preset's achievement where it has one, else
+    by fitness >= the success threshold. Adds ``text`` for reports and prompts."""
+    pred: str | Callable[[Any], bool] = task if task in PRESET_ACHIEVEMENT else (lambda ep: float(fitness(ep)) >= success)
+    out = crafter_numbers(episodes, pred, fitness)
+    out["text"] = format_numbers(out)
+    return out

@@ -92,12 +92,14 @@ class Verdict:
 # Recording diverse rollouts (trusted: runs the env, never the candidate)
 
 
-def record_rollouts(card: EnvCard, path: Path, seed: int = 0) -> Path:
-    """Record >= MIN_TRANSITIONS transitions over >= PROBE_EPISODES diverse episodes, once."""
+def record_rollouts(card: EnvCard, path: Path, seed: int = 0, make_kwargs: dict[str, Any] | None = None) -> Path:
+    """Record >= MIN_TRANSITIONS transitions over >= PROBE_EPISODES diverse episodes, once.
+
+    ``make_kwargs`` are the task's env settings (e.g. a starting inventory)."""
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    env = card.make_env()
+    env = card.make_env(**(make_kwargs or {}))
     try:
         extractor = StateExtractor(card, env)
         max_steps = min(card.training.max_episode_steps or 1000, 200)

@@ -65,6 +65,7 @@ class TaskSpec(BaseModel):
     unit: str = ""
     success: float = Field(description="The task counts as solved when mean fitness >= this.")
     env_objective: bool = Field(default=False, description="True for the env's own reward.")
+    make_kwargs: dict[str, Any] = Field(default_factory=dict, description="Env settings this task needs (e.g. a starting inventory).")
 
 
 class TrainingSpec(BaseModel):
@@ -100,6 +101,7 @@ class EnvCard(BaseModel):
         description="name -> expression over the final `state`; first true one names the cause.",
     )
     training: TrainingSpec = Field(default_factory=TrainingSpec)
+    analyzer: str = Field(default="", description="module:function(episodes, task, fitness, success) -> dict of env-specific numbers.")
     tasks: dict[str, TaskSpec]
     path: str = ""
 

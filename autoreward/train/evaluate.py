@@ -29,10 +29,11 @@ def evaluate(
     call: Callable[..., Any] | None = None,
     max_steps: int | None = None,
     keep_episodes: bool = False,
+    make_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``n_episodes`` with ``act(obs) -> action``; fitness, success and the candidate's
     own return per episode (``reward_fn`` given), plus the env's return and why each ended."""
-    env = card.make_env(**({"max_episode_steps": max_steps} if max_steps else {}))
+    env = card.make_env(**(make_kwargs or {}), **({"max_episode_steps": max_steps} if max_steps else {}))
     extractor = StateExtractor(card, env)
     limit = max_steps or card.training.max_episode_steps or 1000
     rows: list[dict[str, Any]] = []

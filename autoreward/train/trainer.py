@@ -39,6 +39,7 @@ class TrainSpec:
     device: str = "auto"
     threads: int = 1
     save_policy: bool = True
+    make_kwargs: dict[str, Any] = field(default_factory=dict)  # the task's env settings
 
 
 def train_candidate(
@@ -123,6 +124,7 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     n_envs = int(p.get("n_envs") or card.training.n_envs)
     max_steps = p.get("max_episode_steps") or card.training.max_episode_steps
     fitness = fitness_function(p["fitness"])
+    make_kwargs = dict(p.get("make_kwargs") or {})
     success = float(p["success"])
     metrics: dict[str, Any] = {
         "ok": False,
@@ -147,7 +149,7 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
 
     def make(i: int) -> Callable[[], Any]:
         def _init() -> Any:
-            env = card.make_env(**({"max_episode_steps": max_steps} if max_steps else {}))
+            env = card.make_env(**make_kwargs, **({"max_episode_steps": max_steps} if max_steps else {}))
             env = Monitor(env)  # the env's own return, recorded before our reward replaces it
             if reward_fn is not None:
                 env = StateWrapper(env, card)
@@ -174,7 +176,7 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     def run_eval(keep: bool = False) -> dict[str, Any]:
         return evaluate(
             card, fitness, success, act, n_episodes=int(p.get("eval_episodes", 5)), reward_fn=reward_fn,
-            call=guard.call, max_steps=max_steps, keep_episodes=keep,
+            call=guard.call, max_steps=max_steps, keep_episodes=keep, make_kwargs=make_kwargs,
         )
 
     stats = ComponentStatsCallback(every=max(steps // 50, 100))
@@ -189,7 +191,7 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         model.learn(total_timesteps=steps, callback=[stats, evalcb, ProgressCallback(steps)])
         train_seconds = time.perf_counter() - t0 - (evalcb.eval_seconds - baseline_seconds)
-        final = run_eval(keep=False)
+        final = run_eval(keep=bool(card.analyzer))
     except RewardError as exc:
         cause = exc.__cause__ or exc
         metrics["error"] = f"the reward failed {exc}: {short_traceback(cause)}"
@@ -198,6 +200,12 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
         metrics["components"] = stats.summary()
         write_json(out_dir / "metrics.json", metrics)
         return metrics
+    episodes = final.pop("_episodes", None)
+    if card.analyzer and episodes:
+        mod, _, name = card.analyzer.partition(":")
+        import importlib
+
+        metrics["env_analysis"] = getattr(importlib.import_module(mod), name)(episodes, p["task"], fitness, success)
     metrics.update(
         ok=True,
         train_seconds=round(train_seconds, 3),
