@@ -40,7 +40,7 @@ from typing import Any
 from rich.console import Console
 
 PRESETS = ("collect_wood", "place_table")
-DEFAULT_STEPS = 40_000
+DEFAULT_STEPS = 36_864  # 18 PPO rollouts of 2048 steps
 DEFAULT_SEEDS = 3
 DEFAULT_EPISODES = 10
 DEFAULT_MAX_STEPS = 500
@@ -49,7 +49,7 @@ RATIO_TARGET = 2.0
 COMPACT_TARGET = 1000.0
 THROUGHPUT_REPEATS = 3  # best of, per observation mode
 #: the same for dense and sparse; the card's SB3 defaults otherwise (n_steps 2048, 10 epochs)
-HYPERPARAMS: dict[str, Any] = {"batch_size": 128, "n_epochs": 4, "ent_coef": 0.01}
+HYPERPARAMS: dict[str, Any] = {}
 
 
 def _env_int(name: str, default: int, minimum: int = 1) -> int:
