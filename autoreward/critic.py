@@ -184,6 +184,11 @@ class RewardOutputError(ValueError):
 def validate_output(out: Any) -> tuple[float, dict[str, float]]:
     """Turn a reward function's return value into (total, components) or raise RewardOutputError
     with a message saying exactly what was wrong."""
+    # fast path for the common, well-formed answer: this runs once per training step
+    if type(out) is tuple and len(out) == 2 and type(out[0]) is float and type(out[1]) is dict and math.isfinite(out[0]):
+        comps = out[1]
+        if all(type(k) is str and type(v) is float and math.isfinite(v) for k, v in comps.items()):
+            return out[0], comps
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         raise RewardOutputError(
             f"compute_reward must return a pair (total, components_dict), got {type(out).__name__}"

@@ -44,6 +44,7 @@ class FieldSpec(BaseModel):
     shape: list[int] = Field(default_factory=list, description="[] for a scalar.")
     unit: str = ""
     dtype: Literal["float", "int", "bool", "str"] = "float"
+    constant: bool = Field(default=False, description="Read once per env (e.g. dt), not every step.")
 
     @field_validator("name")
     @classmethod
@@ -255,6 +256,10 @@ def _converter(spec: FieldSpec) -> Callable[[Any], Any]:
     return to_array
 
 
+def _constant(value: Any) -> Callable[[Any], Any]:
+    return lambda _: value
+
+
 class StateExtractor:
     """Builds the read-only state view from the unwrapped env after reset or step.
 
@@ -266,13 +271,13 @@ class StateExtractor:
         self.card = card
         self.cls = state_class(card)
         self.unwrapped = env.unwrapped
-        src = "(" + ", ".join(f"({f.expr})" for f in card.state) + ",)"
+        # constant fields are read once; their slot in the per-step tuple is a cheap None
+        src = "(" + ", ".join("None" if f.constant else f"({f.expr})" for f in card.state) + ",)"
         try:
             self._code = compile(src, f"<card {card.id}>", "eval")
         except SyntaxError as exc:
             bad = next((f.name for f in card.state if not _compiles(f.expr)), "?")
             raise CardError(f"card {card.id}: field {bad!r} has an invalid expression") from exc
-        self._convert = [_converter(f) for f in card.state]
         self.ns: dict[str, Any] = {
             "__builtins__": __builtins__,
             "np": np,
@@ -286,6 +291,10 @@ class StateExtractor:
         model = getattr(self.unwrapped, "model", None)
         self.ns["data"], self.ns["model"] = data, model
         self.ns.update(extract.helpers(self.unwrapped))
+        self._convert = [
+            _constant(_converter(f)(eval(compile(f.expr, "<field>", "eval"), self.ns))) if f.constant else _converter(f)  # noqa: S307
+            for f in card.state
+        ]
 
     def __call__(self, obs: Any = None, info: dict | None = None, reward: float = 0.0) -> Any:
         ns = self.ns
