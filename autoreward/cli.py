@@ -342,9 +342,14 @@ def _candidates_table(run_dir: Path) -> None:
     table.columns[-1].overflow = "fold"
     table.columns.insert(0, Table("candidate").columns[0])
     table.columns[0].no_wrap = True
-    for st in sorted(run_dir.glob("iter*/*/candidate.json")):
-        cand = st.parent
-        s = read_json(st)
+    for cand in sorted({p.parent for p in run_dir.glob("*/reward.py")} | {p.parent for p in run_dir.glob("iter*/*/reward.py")}):
+        if (cand / "candidate.json").exists():
+            s = read_json(cand / "candidate.json")
+        elif (cand / "critic.json").exists():  # `check` / `eval` runs: one candidate, no repairs
+            v = read_json(cand / "critic.json")
+            s = {"accepted": v["accepted"], "repairs": 0, "error": v.get("message", "")}
+        else:
+            continue
         m = read_json(cand / "metrics.json") if (cand / "metrics.json").exists() else {}
         a = read_json(cand / "analysis.json") if (cand / "analysis.json").exists() else {}
         flags = "; ".join(a.get("numbers", {}).get("flags", []))
@@ -427,7 +432,8 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory under runs/."
         f = read_json(d / "fitness.json")
         console.print(f"fitness (proposed, editable in {d / 'fitness.json'}): {f['fitness']}  success ≥ {f['success']}")
     _candidates_table(d)
-    ok = [(read_json(m)["fitness"], m.parent) for m in d.glob("iter*/*/metrics.json") if read_json(m).get("ok")]
+    found = [*d.glob("iter*/*/metrics.json"), *d.glob("candidate/metrics.json")]
+    ok = [(read_json(m)["fitness"], m.parent) for m in found if read_json(m).get("ok")]
     if not ok:
         console.print("no trained candidate yet")
         return
