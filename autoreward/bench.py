@@ -14,15 +14,15 @@ from typing import Any, Callable
 
 from rich.console import Console
 
-BACKWARDS_REWARD = '''import numpy as np
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
-def compute_reward(prev, action, state, memory):
-    """Run backwards: reward -x velocity, stay level, small control cost."""
-    backward = -state.x_velocity
-    upright = -0.5 * max(abs(state.pitch) - 0.5, 0.0)
-    ctrl = -0.1 * float(np.sum(np.square(action)))
-    return backward + upright + ctrl, {"backward": backward, "upright": upright, "ctrl": ctrl}
-'''
+
+def _example(name: str) -> str:
+    """A hand-written reward from ``examples/`` (benchmarks run from a checkout)."""
+    path = EXAMPLES / name
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: run `autoreward bench` from a checkout of the repository")
+    return path.read_text()
 
 
 def quick(console: Console, steps: int = 6000, rounds: int = 3) -> dict[str, Any]:
@@ -35,6 +35,7 @@ def quick(console: Console, steps: int = 6000, rounds: int = 3) -> dict[str, Any
 
     card = load_card("HalfCheetah-v5")
     task = card.task("run_backwards")
+    reward = _example("halfcheetah_backwards.py")
     results: dict[str, Any] = {"suite": "quick", "env": card.id, "steps_per_job": steps, "rounds": rounds}
     with tempfile.TemporaryDirectory(prefix="autoreward-bench-") as tmp:
         root = Path(tmp)
@@ -42,7 +43,7 @@ def quick(console: Console, steps: int = 6000, rounds: int = 3) -> dict[str, Any
         rec = record_rollouts(card, root / "rec.npz")
         results["record_rollouts_s"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        verdict = check_program(RewardProgram(BACKWARDS_REWARD), card, "run_backwards", root / "check", rec)
+        verdict = check_program(RewardProgram(reward), card, "run_backwards", root / "check", rec)
         results["critic_check_s"] = round(time.perf_counter() - t0, 3)
         dry = next(c for c in verdict.checks if c.name == "dry_run")
         results["reward_call_us"] = dry.details.get("per_call_us")
@@ -52,7 +53,7 @@ def quick(console: Console, steps: int = 6000, rounds: int = 3) -> dict[str, Any
             for kind in ("env", "program"):
                 spec = TrainSpec(
                     card_path=card.path, task="run_backwards", fitness=task.fitness, success=task.success,
-                    source=BACKWARDS_REWARD if kind == "program" else None, steps=steps, seed=r,
+                    source=reward if kind == "program" else None, steps=steps, seed=r,
                     eval_every=10 * steps, eval_episodes=1, max_episode_steps=200, save_policy=False,
                     hyperparams={"n_steps": 1024, "n_epochs": 5},
                 )

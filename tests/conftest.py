@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
 @pytest.fixture(scope="session")
@@ -25,4 +26,4 @@ def cheetah_recording(cheetah, tmp_path_factory):
 
 @pytest.fixture
 def backwards_source() -> str:
-    return (FIXTURES / "halfcheetah_backwards.py").read_text()
+    return (EXAMPLES / "halfcheetah_backwards.py").read_text()

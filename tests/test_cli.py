@@ -38,7 +38,7 @@ def test_envs_lists_cards_and_show_prints_the_llm_text():
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
-    fixture = str(Path(__file__).parent / "fixtures" / "halfcheetah_backwards.py")
+    fixture = str(Path(__file__).parents[1] / "examples" / "halfcheetah_backwards.py")
     r = run(*[a.replace("{fixture}", fixture) for a in args], cwd=tmp_path)
     assert r.returncode != 0
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
@@ -55,7 +55,7 @@ def test_file_without_the_function_is_rejected_with_exit_1(tmp_path):
 
 
 def test_check_accepts_a_good_reward_and_saves_the_verdict(tmp_path):
-    fixture = Path(__file__).parent / "fixtures" / "halfcheetah_backwards.py"
+    fixture = Path(__file__).parents[1] / "examples" / "halfcheetah_backwards.py"
     r = run("check", str(fixture), "--env", "HalfCheetah-v5", "--task", "run_backwards", "--out", str(tmp_path), cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ACCEPTED" in r.stdout
