@@ -298,6 +298,14 @@ def _run_loop(run_dir: Path, cfg: Any, interactive: bool) -> None:
 def _print_result(result: dict[str, Any]) -> None:
     if result.get("stopped"):
         console.print(f"stopped: {result['stopped']}")
+    if result.get("samples"):
+        per = result.get("seconds_per_design_sample")
+        console.print(
+            f"critic accepted {result['accepted_without_repair']}/{result['samples']} samples without repair, "
+            f"{result['accepted_after_repair']}/{result['samples']} after repair"
+            + (f"; {per:.0f} s per design sample" if per else "")
+            + f"; {result['tokens']} LLM tokens"
+        )
     if not result.get("best"):
         console.print("[red]no candidate was trained successfully[/]; see the run directory for the critic's reasons")
         console.print(f"inspect: autoreward show {result['run_dir']}")

@@ -215,7 +215,22 @@ class Loop:
             "success": self.cfg.success,
             "components": {k: {"mean": v["mean"], "min": v["min"], "max": v["max"]} for k, v in m.get("components", {}).items()},
             "analysis": a.get("summary", ""),
+            "failures": self.failures(),
         }
+
+    def failures(self) -> list[str]:
+        """Why candidates of the latest iteration failed (critic after all repairs, or training),
+        so that every failure goes back to the Designer, not only into the run directory."""
+        out = []
+        last = self.state["iteration"] - 1
+        for st in sorted(self.dir.glob(f"iter{last}/*/candidate.json")):
+            s = read_json(st)
+            m = read_json(st.parent / "metrics.json") if (st.parent / "metrics.json").exists() else {}
+            if not s["accepted"]:
+                out.append(f"{st.parent.name} was rejected: {s.get('error', '')[:600]}")
+            elif m and not m.get("ok"):
+                out.append(f"{st.parent.name} failed in training: {m.get('error', '')[:600]}")
+        return out
 
     def run_iteration(self, i: int) -> None:
         c = self.cfg
@@ -301,9 +316,24 @@ class Loop:
             self.state["parent"] = rel
         self.save_state()
 
+    def sample_stats(self) -> dict[str, Any]:
+        """Critic acceptance before/after repair and seconds per design sample (for the note)."""
+        from autoreward.llm import read_log
+
+        st = [read_json(p) for p in self.dir.glob("iter*/*/candidate.json")]
+        design = [e for e in read_log(self.dir) if str(e.get("template", "")).startswith("designer_") and e.get("template") != "designer_repair.j2"]
+        n = sum(int(e.get("n", 1)) for e in design)
+        secs = sum(float(e.get("duration_s") or 0.0) for e in design if not e.get("error"))
+        return {
+            "samples": len(st),
+            "accepted_without_repair": sum(1 for s in st if s["accepted"] and s["repairs"] == 0),
+            "accepted_after_repair": sum(1 for s in st if s["accepted"]),
+            "seconds_per_design_sample": round(secs / n, 1) if n else None,
+        }
+
     def result(self) -> dict[str, Any]:
         best = self.best()
-        out = {"run_dir": str(self.dir), "best": best, "stopped": self.state.get("stopped", ""), "iterations_done": self.state["iteration"], "tokens": self.state["tokens"], "cost": self.state["cost"]}
+        out = {"run_dir": str(self.dir), "best": best, "stopped": self.state.get("stopped", ""), "iterations_done": self.state["iteration"], "tokens": self.state["tokens"], "cost": self.state["cost"], **self.sample_stats()}
         if best:
             m = read_json(self.dir / best["path"] / "metrics.json")
             out.update(best_reward=str(self.dir / best["path"] / "reward.py"), best_fitness=m["fitness"], untrained_fitness=m["untrained"]["fitness_mean"])
