@@ -337,7 +337,9 @@ def _interactive_hook(loop: Any, iteration: int) -> dict[str, Any]:
                 return {"action": "prefer", "candidate": rel}
             console.print(f"no trained candidate {rel}")
         if choice == "e" and best:
-            text = typer.edit((loop.dir / best["path"] / "reward.py").read_text(), extension=".py")
+            import click
+
+            text = click.edit((loop.dir / best["path"] / "reward.py").read_text(), extension=".py")
             if text:
                 return {"action": "edit", "source": text}
             console.print("no change made")

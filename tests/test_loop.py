@@ -172,3 +172,27 @@ def test_interactive_mode_as_a_person_uses_it(tmp_path):
     assert (run / "iter2/cand0/candidate.json").exists()
     r = cli("refine", str(run), "--prefer", "iter9/cand0", cwd=tmp_path)
     assert r.returncode == 2 and "was not trained in this run" in r.stderr
+
+
+@pytest.mark.slow
+def test_interactive_edit_in_editor_and_token_cap(tmp_path):
+    """[e]dit opens $EDITOR on the best code; the edited program is checked and trained in the
+    next iteration. A token cap then stops the run before the third iteration."""
+    import pexpect
+
+    model = script(tmp_path, [GOOD])
+    env = {**os.environ, "EDITOR": "sed -i 's/0.5 \\* max/0.3 * max/'"}
+    args = ["-m", "autoreward.cli", "run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards",
+            "--model", model, "--iterations", "3", "--samples", "1", "--no-review", *FAST, "--interactive",
+            "--max-tokens", "800", "--out", str(tmp_path / "runs")]
+    child = pexpect.spawn(sys.executable, args, cwd=str(tmp_path), timeout=300, encoding="utf-8", env=env, dimensions=(50, 160))
+    child.expect(r"\[c\]ontinue, \[f\]eedback")
+    child.sendline("e")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    run = next((tmp_path / "runs").iterdir())
+    edited = [p for p in run.glob("iter1/*/reward.py") if "0.3 * max" in p.read_text()]
+    assert edited and json.loads((edited[0].parent / "metrics.json").read_text())["ok"]
+    result = json.loads((run / "result.json").read_text())
+    assert result["stopped"].startswith("token budget of 800") and result["iterations_done"] == 2
