@@ -40,7 +40,7 @@ from typing import Any
 from rich.console import Console
 
 PRESETS = ("collect_wood", "place_table")
-DEFAULT_STEPS = 36_864  # 18 PPO rollouts of 2048 steps
+DEFAULT_STEPS = 61_440  # 30 PPO rollouts of 2048 steps
 DEFAULT_SEEDS = 3
 DEFAULT_EPISODES = 10
 DEFAULT_MAX_STEPS = 500
