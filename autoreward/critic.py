@@ -271,7 +271,10 @@ def run_check_job(payload: dict[str, Any], limits: dict[str, Any]) -> dict[str, 
             except MemoryError:
                 return fail("dry_run", f"at {where}: memory limit of {limits['memory_mb']} MB exceeded (MemoryError)", transition=n_calls)
             except Exception as exc:  # noqa: BLE001 - report, don't crash
-                return fail("dry_run", f"at {where}: {short_traceback(exc)}. prev: {_describe_state(prev)}; state: {_describe_state(state)}", transition=n_calls)
+                hint = ""
+                if isinstance(exc, AttributeError) and "'State'" in str(exc):
+                    hint = f" The state has only these attributes: {', '.join(card.field_names)}."
+                return fail("dry_run", f"at {where}: {short_traceback(exc)}.{hint} prev: {_describe_state(prev)}; state: {_describe_state(state)}", transition=n_calls)
             t_calls += time.perf_counter() - t0
             n_calls += 1
             ep_totals.append(total)

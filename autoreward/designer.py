@@ -104,10 +104,13 @@ class Designer:
             variables,
         )
 
-    def sample(self, k: int, seed: int, parent: dict[str, Any] | None = None, feedback: str = "") -> list[Draft]:
-        """k samples: the initial prompt, or the refine prompt when a parent is given."""
+    def sample(
+        self, k: int, seed: int, parent: dict[str, Any] | None = None, feedback: str = "", failures: list[str] | None = None
+    ) -> list[Draft]:
+        """k samples: the initial prompt, or the refine prompt when a parent is given. Earlier
+        failures go into either prompt so the Designer sees every error."""
         if parent is None:
-            msgs, var = self._messages("designer_initial.j2")
+            msgs, var = self._messages("designer_initial.j2", failures=failures or [])
             template = "designer_initial.j2"
         else:
             msgs, var = self._messages("designer_refine.j2", feedback=feedback, **parent)
@@ -120,14 +123,32 @@ class Designer:
         return drafts
 
     def repair(self, draft: Draft, error: str, seed: int) -> Draft:
-        """Ask for a fix of ``draft`` given the critic's message; records the exchange."""
+        """Ask for a fix of ``draft`` given the critic's message; records the exchange.
+
+        Small models often answer a repair request by copying the code unchanged. When that
+        happens we do not spend the next attempt on the same prompt: we ask for a fresh sample
+        from the initial prompt, told what went wrong."""
         msgs, var = self._messages("designer_repair.j2", code=draft.source or draft.raw, error=error)
-        out = self.client.complete(msgs, n=1, temperature=0.3, seed=seed, template="designer_repair.j2", variables=var)[0]
+        out = self.client.complete(msgs, n=1, temperature=0.7, seed=seed, template="designer_repair.j2", variables=var)[0]
         new = extract_code(out.text)
         draft.repairs.append({"error": error, "answer": out.text})
+        if new is None or _same_program(new, draft.source):
+            msgs, var = self._messages("designer_initial.j2", failures=[f"a previous version was rejected: {error}"])
+            out = self.client.complete(msgs, n=1, temperature=0.9, seed=seed + 1000, template="designer_initial.j2", variables=var)[0]
+            draft.repairs.append({"error": "the repair repeated the rejected code; asked for a fresh sample", "answer": out.text})
+            new = extract_code(out.text)
         if new is not None:
             draft.source = new
         return draft
+
+
+def _same_program(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return a == b
+    try:
+        return RewardProgram(a).normalized_ast() == RewardProgram(b).normalized_ast()
+    except SyntaxError:
+        return a.strip() == b.strip()
 
 
 def static_error(source: str | None) -> str:

@@ -244,7 +244,7 @@ class Loop:
             parent = self.parent_info(self.state["parent"]) if self.state.get("parent") else None
             self.console.print(f"[bold]iteration {i}[/]: asking {self.client_name()} for {c.samples} reward programs...")
             t0 = time.monotonic()
-            drafts = designer.sample(c.samples, seed=seed, parent=parent, feedback=self.state.get("feedback", ""))
+            drafts = designer.sample(c.samples, seed=seed, parent=parent, feedback=self.state.get("feedback", ""), failures=self.failures())
             write_json(designs_path, [d.__dict__ for d in drafts])
             self.console.print(f"  {len(drafts)} answers back in {time.monotonic() - t0:.0f} s")
         for edit in self.state.get("edits", []):

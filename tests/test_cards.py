@@ -15,9 +15,9 @@ from autoreward.errors import CardError, UnknownEnvError, UnknownTaskError
 def test_rendering_lists_every_field_with_unit(cheetah):
     text = render_card(cheetah)
     for f in cheetah.state:
-        assert f"- {f.name}" in text
-    assert "x_velocity, m/s: Torso velocity along x" in text
-    assert "joint_angles [shape 6], rad" in text
+        assert f"- state.{f.name} (" in text
+    assert "- state.x_velocity (float, m/s): Torso velocity along x" in text
+    assert "- state.joint_angles (float array of shape (6,), rad)" in text
 
 
 def test_extraction_matches_declaration_and_is_read_only(cheetah):

@@ -140,12 +140,13 @@ def test_render_card_mentions_every_field(card):
     assert card.id in text
     lines = text.splitlines()
     for f in card.state:
-        line = next((ln for ln in lines if ln.startswith(f"- {f.name}")), None)
+        line = next((ln for ln in lines if ln.startswith(f"- state.{f.name} (")), None)
         assert line is not None, f"{f.name} missing from the rendered card"
         if f.unit:
             assert f.unit in line, f.name
         if f.shape:
-            assert "x".join(str(n) for n in f.shape) in line, f.name
+            shape = ", ".join(str(n) for n in f.shape) + ("," if len(f.shape) == 1 else "")
+            assert f"array of shape ({shape})" in line, f.name
     for cause in card.termination_causes:
         assert cause in text
 

@@ -79,6 +79,11 @@ def test_exception_shows_the_line_in_the_program(cheetah, cheetah_recording, tmp
     assert "KeyError" in v.failed.message and "line 5" in v.failed.message
 
 
+def test_unknown_state_field_lists_the_real_ones(cheetah, cheetah_recording, tmp_path):
+    v = verdict_for("    return state.speed, {}\n", cheetah, cheetah_recording, tmp_path)
+    assert "AttributeError" in v.failed.message and "only these attributes: dt, x_position" in v.failed.message
+
+
 def test_nondeterminism_and_constants_are_rejected(cheetah, cheetah_recording, tmp_path):
     v = verdict_for("    return float(np.random.rand()), {}\n", cheetah, cheetah_recording, tmp_path / "a")
     assert "not deterministic" in v.failed.message or "random" in v.failed.message
