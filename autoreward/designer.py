@@ -178,6 +178,8 @@ def dedup(programs: list[RewardProgram]) -> tuple[list[RewardProgram], list[int]
 def parse_review(text: str) -> tuple[bool | None, str]:
     """(accept?, reason) from a critic review answer; None when the answer has no verdict."""
     m = re.search(r"VERDICT\s*:\s*\**\s*(ACCEPT|REJECT)", text, re.I)
+    if not m:  # small models often drop the label: "REJECT\nREASON: ..." or "**ACCEPT**"
+        m = re.search(r"^[\s*#>-]*(ACCEPT|REJECT)\b", text, re.M) or re.search(r"\b(ACCEPT|REJECT)\b", text)
     reason = re.search(r"REASON\s*:\s*(.+)", text, re.I)
     why = reason.group(1).strip() if reason else text.strip()[:300]
     if not m:

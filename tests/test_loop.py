@@ -53,6 +53,8 @@ def test_review_and_fitness_parsers():
     assert parse_review("VERDICT: REJECT\nREASON: it rewards +x.") == (False, "it rewards +x.")
     assert parse_review("**VERDICT:** ACCEPT\nREASON: fine")[0] is True
     assert parse_review("looks fine")[0] is None
+    assert parse_review("REJECT\nREASON: no backward term.") == (False, "no backward term.")
+    assert parse_review("**ACCEPT**\nThe code rewards -x velocity.")[0] is True
     assert parse_fitness_proposal("FITNESS: ep.env_return\nTHRESHOLD: 10\nDESCRIPTION: x") == ("ep.env_return", 10.0, "x")
     assert parse_fitness_proposal("FITNESS: ep.(\nTHRESHOLD: 1") is None
 
