@@ -214,6 +214,24 @@ def validate_output(out: Any) -> tuple[float, dict[str, float]]:
     return float(total), clean
 
 
+def _sum_mismatch(total: float, comps: dict[str, float]) -> str:
+    """'' when the components add up to the total (the interface's contract), else a message
+    that names the likely culprit: a component left out of the total, or a term not listed."""
+    if not comps:
+        return ""
+    s = sum(comps.values())
+    tol = 1e-6 * max(1.0, abs(total), abs(s))
+    if abs(s - total) <= tol:
+        return ""
+    left_out = [k for k, v in comps.items() if v != 0 and abs(s - v - total) <= tol]
+    hint = (
+        f"component {left_out[0]!r} seems to be missing from the total"
+        if left_out
+        else f"the total contains {total - s:+.4g} that is not in any component"
+    )
+    return f"the components add up to {s:.6g} but the total is {total:.6g}: {hint}. Make the total the sum of the components"
+
+
 def _describe_state(s: Any) -> str:
     parts = []
     for k, v in zip(s._fields, s):
@@ -276,6 +294,9 @@ def run_check_job(payload: dict[str, Any], limits: dict[str, Any]) -> dict[str, 
                     hint = f" The state has only these attributes: {', '.join(card.field_names)}."
                 return fail("dry_run", f"at {where}: {short_traceback(exc)}.{hint} prev: {_describe_state(prev)}; state: {_describe_state(state)}", transition=n_calls)
             t_calls += time.perf_counter() - t0
+            mismatch = _sum_mismatch(total, comps)
+            if mismatch:
+                return fail("dry_run", f"at {where}: {mismatch}", transition=n_calls)
             n_calls += 1
             ep_totals.append(total)
             for k, v in comps.items():
@@ -307,10 +328,6 @@ def run_check_job(payload: dict[str, Any], limits: dict[str, Any]) -> dict[str, 
         "per_call_us": round(1e6 * t_calls / max(n_calls, 1), 2),
     }
     dry = CheckResult("dry_run", True, f"{n_calls} transitions over {len(episodes)} episodes", stats)
-    if comp_values:
-        diff = [abs(sum(v[i] for v in comp_values.values()) - flat[i]) for i in range(min(len(flat), 200))]
-        if max(diff) > 1e-6 * max(1.0, float(np.abs(flat).max())):
-            dry.warnings.append("the components do not add up to the total; say how they combine in a comment")
     checks.append(asdict(dry))
 
     # behaviour probe

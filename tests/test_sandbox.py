@@ -79,6 +79,12 @@ def test_exception_shows_the_line_in_the_program(cheetah, cheetah_recording, tmp
     assert "KeyError" in v.failed.message and "line 5" in v.failed.message
 
 
+def test_components_must_add_up_to_the_total(cheetah, cheetah_recording, tmp_path):
+    body = "    a = -state.x_velocity\n    b = 1.0\n    return a, {'a': a, 'b': b}\n"
+    v = verdict_for(body, cheetah, cheetah_recording, tmp_path)
+    assert "component 'b' seems to be missing from the total" in v.failed.message
+
+
 def test_unknown_state_field_lists_the_real_ones(cheetah, cheetah_recording, tmp_path):
     v = verdict_for("    return state.speed, {}\n", cheetah, cheetah_recording, tmp_path)
     assert "AttributeError" in v.failed.message and "only these attributes: dt, x_position" in v.failed.message
