@@ -4,7 +4,7 @@ Two questions, answered in one run:
 
 1. Does a good dense reward beat the env's own sparse reward on Crafter? PPO is trained with a
    hand-written dense reward program (``examples/crafter/<preset>_reward.py``, the same code as
-   the test fixtures ``tests/fixtures/crafter_<preset>_reward.py``; it stands in for a good
+   ``examples/crafter/<preset>_reward.py`` (the tests use the same files); it stands in for a good
    designer answer) and with the env's own reward (+1 per first unlock of any achievement,
    +-0.1 per health point), with the same hyperparameters, step budget, seeds, episode limit
    and evaluation protocol, on the presets ``collect_wood`` and ``place_table``. The success
@@ -65,24 +65,12 @@ def _env_int(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
-def reward_dirs() -> list[Path]:
-    """Where the dense rewards are looked for: ``examples/crafter`` of the checkout, then
-    ``tests/fixtures`` (both relative to the package's parent directory)."""
-    root = Path(__file__).resolve().parent.parent
-    return [root / "examples" / "crafter", root / "tests" / "fixtures"]
-
-
 def dense_reward_source(preset: str) -> tuple[str, Path]:
-    """The hand-written dense reward of a preset and where it was read from."""
-    ex, fx = reward_dirs()
-    for path in (ex / f"{preset}_reward.py", fx / f"crafter_{preset}_reward.py"):
-        if path.is_file():
-            return path.read_text(), path
-    raise RuntimeError(
-        f"the crafter suite needs the dense reward for {preset!r}, looked for "
-        f"{ex / f'{preset}_reward.py'} and {fx / f'crafter_{preset}_reward.py'}; "
-        "run it from a source checkout of autoreward (an installed wheel does not ship them)"
-    )
+    """The hand-written dense reward of a preset (``examples/crafter/<preset>_reward.py``)."""
+    from autoreward.bench import EXAMPLES, _example
+
+    name = f"crafter/{preset}_reward.py"
+    return _example(name), EXAMPLES / name
 
 
 def _spread(values: list[float]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from autoreward.envcards import StateExtractor, load_card, render_card, terminat
 from autoreward.episode import Episode, fitness_function, load_recording, rollout, save_recording
 from autoreward.program import check_source, compile_program
 
-FIXTURES = Path(__file__).parent / "fixtures"
+EXAMPLES = Path(__file__).parents[1] / "examples" / "crafter"
 A = {name: i for i, name in enumerate(ce.ACTIONS)}
 
 
@@ -343,9 +343,9 @@ def test_crafter_score_formula():
 # Dense rewards of the benchmark presets
 
 
-@pytest.mark.parametrize("name", ["crafter_collect_wood_reward.py", "crafter_place_table_reward.py"])
+@pytest.mark.parametrize("name", ["collect_wood_reward.py", "place_table_reward.py"])
 def test_dense_rewards_pass_the_policy_and_reward_progress(card, name):
-    source = (FIXTURES / name).read_text()
+    source = (EXAMPLES / name).read_text()
     assert check_source(source) == []
     fn = compile_program(source)  # trusted fixture: compiled in-process for this test only
     chain = _chain_episode(card)

@@ -15,7 +15,6 @@ import yaml
 
 from autoreward.designer import extract_code, parse_fitness_proposal, parse_review
 
-FIX = Path(__file__).parent / "fixtures"
 GOOD = (Path(__file__).parents[1] / "examples" / "halfcheetah_backwards.py").read_text()
 FLIPPED = GOOD.replace("backward = -state.x_velocity", "backward = state.x_velocity")
 FAST = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1"]
