@@ -154,7 +154,8 @@ class Loop:
                 verdict = check_program(RewardProgram(draft.source or ""), self.card, self.cfg.preset or "", cand, self.recording, fitness_expr=self.cfg.fitness)
                 error = "" if verdict.accepted else verdict.message
             if not error and self.cfg.review:
-                var = {"task": self.cfg.task, "env_text": render_card(self.card), "code": draft.source}
+                probe = next((c.details for c in verdict.checks if c.name == "probe" and "spearman" in c.details), None)
+                var = {"task": self.cfg.task, "env_text": render_card(self.card), "code": draft.source, "probe": probe}
                 msgs = [{"role": "user", "content": render("critic_review.j2", **var)}]
                 out = self.complete(msgs, n=1, temperature=0.0, seed=seed + 40 + attempt, template="critic_review.j2", variables=var, max_tokens=200)[0]
                 ok, reason = parse_review(out.text)
