@@ -323,8 +323,9 @@ class Loop:
 
         st = [read_json(p) for p in self.dir.glob("iter*/*/candidate.json")]
         design = [e for e in read_log(self.dir) if str(e.get("template", "")).startswith("designer_") and e.get("template") != "designer_repair.j2"]
-        n = sum(int(e.get("n", 1)) for e in design)
-        secs = sum(float(e.get("duration_s") or 0.0) for e in design if not e.get("error"))
+        fresh = [e for e in design if not e.get("error") and not any(r.get("cached") for r in e.get("responses", []))]
+        n = sum(len(e.get("responses", [])) for e in fresh)  # cache hits would flatter the figure
+        secs = sum(float(e.get("duration_s") or 0.0) for e in fresh)
         return {
             "samples": len(st),
             "accepted_without_repair": sum(1 for s in st if s["accepted"] and s["repairs"] == 0),
