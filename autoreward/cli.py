@@ -247,7 +247,8 @@ def run(
     sets: list[str] = typer.Option([], "--set", help="Hyperparameter override key=value (repeatable)."),
     max_episode_steps: Optional[int] = typer.Option(None, "--max-episode-steps"),
     eval_episodes: int = typer.Option(3, "--eval-episodes", min=1),
-    no_review: bool = typer.Option(False, "--no-review", help="Skip the LLM review of accepted programs."),
+    review: str = typer.Option("veto", "--review", help="LLM review of accepted programs: veto, advise (recorded, no veto) or off."),
+    no_review: bool = typer.Option(False, "--no-review", help="Same as --review off."),
     fitness: Optional[str] = typer.Option(None, "--fitness", help="Fitness expression over ep (free-form tasks)."),
     success: Optional[float] = typer.Option(None, "--success", help="Success threshold for --fitness."),
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Stop after this many LLM tokens."),
@@ -270,11 +271,13 @@ def run(
         raise ConfigError("--fitness and --success go together")
     if algo and algo not in ("ppo", "sac"):
         raise ConfigError(f"unknown --algo {algo!r}", "use ppo or sac")
+    if review not in ("veto", "advise", "off"):
+        raise ConfigError(f"unknown --review {review!r}", "use veto, advise or off")
     hp = _parse_sets(sets)
     validate_hyperparams(algo or card.training.algo, hp)
     cfg = RunConfig(
         task=task, env=card.id, preset=preset, model=model, iterations=iterations, samples=samples, steps=steps, algo=algo,
-        seed=seed, max_episode_steps=max_episode_steps, eval_episodes=eval_episodes, review=not no_review, hyperparams=hp,
+        seed=seed, max_episode_steps=max_episode_steps, eval_episodes=eval_episodes, review="off" if no_review else review, hyperparams=hp,
         fitness=fitness, success=success, max_tokens=max_tokens, max_cost=max_cost, max_wall_s=max_wall,
         cards=[str(cards.resolve())] if cards else [],
     )
@@ -369,6 +372,8 @@ def _candidates_table(run_dir: Path) -> None:
             flags = m.get("error", "")[:80]
         elif not s["accepted"]:
             flags = s.get("error", "")[:80]
+        if s.get("review_objection"):
+            flags = (flags + "; " if flags else "") + "reviewer objected: " + s["review_objection"][:80]
         table.add_row(
             str(cand.relative_to(run_dir)), "accepted" if s["accepted"] else "rejected", str(s["repairs"]),
             f"{m['untrained']['fitness_mean']:.3g}" if m.get("ok") else "", f"{m['fitness']:.3g}" if m.get("ok") else "",

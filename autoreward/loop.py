@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
@@ -45,7 +45,9 @@ class RunConfig(BaseModel):
     algo: str = ""
     seed: int = 0
     max_repairs: int = 3
-    review: bool = True
+    review: Literal["veto", "advise", "off"] = Field(
+        "veto", description="LLM review of accepted programs: veto (a REJECT sends it back for repair), advise (recorded and passed on, no veto), off."
+    )
     max_episode_steps: int | None = None
     eval_episodes: int = 3
     hyperparams: dict[str, Any] = Field(default_factory=dict)
@@ -153,18 +155,23 @@ class Loop:
                 write_text(cand / "reward.py", draft.source or "")
                 verdict = check_program(RewardProgram(draft.source or ""), self.card, self.cfg.preset or "", cand, self.recording, fitness_expr=self.cfg.fitness)
                 error = "" if verdict.accepted else verdict.message
-            if not error and self.cfg.review:
+            objection = ""
+            if not error and self.cfg.review != "off":
                 probe = next((c.details for c in verdict.checks if c.name == "probe" and "spearman" in c.details), None)
                 var = {"task": self.cfg.task, "env_text": render_card(self.card), "code": draft.source, "probe": probe}
                 msgs = [{"role": "user", "content": render("critic_review.j2", **var)}]
                 out = self.complete(msgs, n=1, temperature=0.0, seed=seed + 40 + attempt, template="critic_review.j2", variables=var, max_tokens=200)[0]
                 ok, reason = parse_review(out.text)
                 write_json(cand / "review.json", {"accept": ok, "reason": reason, "answer": out.text})
-                if ok is False:
+                if ok is False and self.cfg.review == "veto":
                     error = f"review: the reviewer says this code does not reward the task as written: {reason}"
+                elif ok is False:
+                    objection = reason
             history.append({"attempt": str(attempt), "error": error})
             if not error:
                 status = {"accepted": True, "repairs": attempt, "history": history}
+                if objection:
+                    status["review_objection"] = objection
                 break
             if attempt == self.cfg.max_repairs:
                 status = {"accepted": False, "repairs": attempt, "history": history, "error": error}
@@ -217,6 +224,7 @@ class Loop:
             "components": {k: {"mean": v["mean"], "min": v["min"], "max": v["max"]} for k, v in m.get("components", {}).items()},
             "analysis": a.get("summary", ""),
             "failures": self.failures(),
+            "review_objection": read_json(cand / "candidate.json").get("review_objection", "") if (cand / "candidate.json").exists() else "",
         }
 
     def failures(self) -> list[str]:

@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 exec .venv/bin/autoreward run "make the half-cheetah run backwards without flipping over" \
-  --env HalfCheetah-v5 --preset run_backwards --iterations 2 --samples 2 \
+  --env HalfCheetah-v5 --preset run_backwards --iterations 2 --samples 2 --review advise \
   --steps 20000 --max-episode-steps 300 --eval-episodes 3 \
   --set learning_rate=3e-4 --set n_steps=1024 --set n_epochs=10 "$@"

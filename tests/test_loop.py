@@ -97,6 +97,14 @@ def test_review_veto_and_free_form_fitness(tmp_path):
     assert not st["accepted"] and st["repairs"] == 3 and "reviewer says" in st["error"]
     assert r.returncode == 1 and "no candidate was trained" in r.stdout
 
+    # advisory review: the objection is recorded and passed on, but does not veto
+    r = cli("run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards", "--model", model, "--iterations", "1",
+            "--samples", "1", "--review", "advise", *FAST, "--out", str(tmp_path / "runs2"), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = next((tmp_path / "runs2").iterdir())
+    st = json.loads((run / "iter0/cand0/candidate.json").read_text())
+    assert st["accepted"] and st["review_objection"] == "it rewards running forwards."
+
 
 @pytest.mark.slow
 def test_kill_minus_9_then_resume_reasks_nothing_and_retrains_nothing(tmp_path):
