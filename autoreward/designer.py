@@ -158,9 +158,15 @@ def static_error(source: str | None) -> str:
     return "; ".join(str(f) for f in check_source(source))
 
 
-def dedup(programs: list[RewardProgram]) -> tuple[list[RewardProgram], list[int]]:
-    """Drop programs with the same normalized AST; returns kept ones and dropped indexes."""
+def dedup(programs: list[RewardProgram], earlier: list[RewardProgram] = ()) -> tuple[list[RewardProgram], list[int]]:  # type: ignore[assignment]
+    """Drop programs with the same normalized AST as another one or as an ``earlier`` (already
+    trained) program; returns the kept ones and the dropped indexes."""
     seen: set[str] = set()
+    for p in earlier:
+        try:
+            seen.add(p.normalized_ast())
+        except SyntaxError:
+            seen.add(p.source)
     kept, dropped = [], []
     for i, p in enumerate(programs):
         try:

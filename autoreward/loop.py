@@ -268,10 +268,11 @@ class Loop:
             self.console.print(f"  cand{d.index}: {mark} after {status['repairs']} repair(s)")
             if status["accepted"]:
                 accepted.append((cand, RewardProgram((cand / "reward.py").read_text())))
-        kept, dropped = dedup([p for _, p in accepted])
+        earlier = [RewardProgram((m.parent / "reward.py").read_text()) for m in self.dir.glob("iter*/*/metrics.json") if not m.parent.is_relative_to(it)]
+        kept, dropped = dedup([p for _, p in accepted], earlier)
         for j in dropped:
             write_json(accepted[j][0] / "duplicate.json", {"duplicate": True})
-            self.console.print(f"  {accepted[j][0].name}: duplicate of an earlier sample, not trained")
+            self.console.print(f"  {accepted[j][0].name}: same program as one already trained or sampled, not trained")
         for j, (cand, _) in enumerate(accepted):
             if j in dropped:
                 continue
