@@ -187,7 +187,7 @@ def parse_review(text: str) -> tuple[bool | None, str]:
     if not m:  # small models often drop the label: "REJECT\nREASON: ..." or "**ACCEPT**"
         m = re.search(r"^[\s*#>-]*(ACCEPT|REJECT)\b", text, re.M) or re.search(r"\b(ACCEPT|REJECT)\b", text)
     reason = re.search(r"REASON\s*:\s*(.+)", text, re.I)
-    why = reason.group(1).strip() if reason else text.strip()[:300]
+    why = reason.group(1).strip() if reason else re.sub(r"^[\s*#>-]*(ACCEPT|REJECT)\b[\s*.:]*", "", text.strip())[:300]
     if not m:
         return None, why
     return m.group(1).upper() == "ACCEPT", why
