@@ -27,7 +27,11 @@ def _example(name: str) -> str:
 
 def quick(console: Console, steps: int = 6000, rounds: int = 3) -> dict[str, Any]:
     """reward_overhead_ratio: PPO steps/s with a generated reward over steps/s with the env's own
-    reward (same hyperparameters, one env, interleaved rounds, medians). Target >= 0.95."""
+    reward (one env, interleaved rounds, medians). Target >= 0.95.
+
+    Measured twice: with the card's rl-zoo3 hyperparameters (how users train; the headline
+    figure) and with a deliberately light PPO (5 epochs over 1024 steps, small default network),
+    where the per-step cost of extracting the state and calling the reward weighs the most."""
     from autoreward.critic import check_program, record_rollouts
     from autoreward.envcards import load_card
     from autoreward.program import RewardProgram
@@ -48,23 +52,24 @@ def quick(console: Console, steps: int = 6000, rounds: int = 3) -> dict[str, Any
         dry = next(c for c in verdict.checks if c.name == "dry_run")
         results["reward_call_us"] = dry.details.get("per_call_us")
         results["state_extract_us"] = round(_extract_cost(card), 2)
-        rates: dict[str, list[float]] = {"program": [], "env": []}
-        for r in range(rounds):
-            for kind in ("env", "program"):
-                spec = TrainSpec(
-                    card_path=card.path, task="run_backwards", fitness=task.fitness, success=task.success,
-                    source=reward if kind == "program" else None, steps=steps, seed=r,
-                    eval_every=10 * steps, eval_episodes=1, max_episode_steps=200, save_policy=False,
-                    hyperparams={"n_steps": 1024, "n_epochs": 5},
-                )
-                with console.status(f"round {r + 1}/{rounds}: PPO with the {kind} reward"):
-                    job = train_candidate(spec, root / f"{kind}{r}")
-                if not job.ok:
-                    raise RuntimeError(f"benchmark training failed: {job.error}")
-                rates[kind].append(float(job.result["steps_per_second"]))
-        results["ppo_steps_per_s_env_reward"] = rates["env"]
-        results["ppo_steps_per_s_program_reward"] = rates["program"]
-        results["reward_overhead_ratio"] = round(statistics.median(rates["program"]) / statistics.median(rates["env"]), 4)
+        for label, hp in (("", {}), ("_light_ppo", {"n_steps": 1024, "n_epochs": 5, "policy_kwargs": {}})):
+            rates: dict[str, list[float]] = {"program": [], "env": []}
+            for r in range(rounds):
+                for kind in ("env", "program"):
+                    spec = TrainSpec(
+                        card_path=card.path, task="run_backwards", fitness=task.fitness, success=task.success,
+                        source=reward if kind == "program" else None, steps=steps, seed=r,
+                        eval_every=10 * steps, eval_episodes=1, max_episode_steps=200, save_policy=False,
+                        hyperparams=hp,
+                    )
+                    with console.status(f"round {r + 1}/{rounds}{label}: PPO with the {kind} reward"):
+                        job = train_candidate(spec, root / f"{kind}{label}{r}")
+                    if not job.ok:
+                        raise RuntimeError(f"benchmark training failed: {job.error}")
+                    rates[kind].append(float(job.result["steps_per_second"]))
+            results[f"ppo_steps_per_s_env_reward{label}"] = rates["env"]
+            results[f"ppo_steps_per_s_program_reward{label}"] = rates["program"]
+            results[f"reward_overhead_ratio{label}"] = round(statistics.median(rates["program"]) / statistics.median(rates["env"]), 4)
         results["reward_overhead_target"] = 0.95
     return results
 

@@ -233,6 +233,11 @@ def state_class(card: EnvCard) -> type:
 def _state_class(env_id: str, names: tuple[str, ...]) -> type:
     cls = collections.namedtuple("State", names)  # type: ignore[misc]
     cls.__doc__ = f"Read-only state of {env_id}."
+    # Immutable (tuple of scalars and read-only arrays), so copies can be the object itself.
+    # SB3's DummyVecEnv deep-copies every info dict every step; without this the two state views
+    # in it cost more than the reward itself.
+    cls.__copy__ = lambda self: self
+    cls.__deepcopy__ = lambda self, memo: self
     return cls
 
 
@@ -289,7 +294,8 @@ class StateExtractor:
         }
         data = getattr(self.unwrapped, "data", None)
         model = getattr(self.unwrapped, "model", None)
-        self.ns["data"], self.ns["model"] = data, model
+        self.ns["data"] = extract.DataView(data) if data is not None and hasattr(data, "qpos") else data
+        self.ns["model"] = model
         self.ns.update(extract.helpers(self.unwrapped))
         self._convert = [
             _constant(_converter(f)(eval(compile(f.expr, "<field>", "eval"), self.ns))) if f.constant else _converter(f)  # noqa: S307

@@ -28,6 +28,30 @@ def up_z(q: Any) -> float:
     return 1.0 - 2.0 * (x * x + y * y)
 
 
+_ARRAYS = (
+    "qpos", "qvel", "qacc", "act", "ctrl", "xpos", "xquat", "xipos", "xmat", "cvel", "cfrc_ext",
+    "cfrc_int", "site_xpos", "site_xmat", "geom_xpos", "sensordata", "subtree_com", "qfrc_actuator",
+)
+
+
+class DataView:
+    """``data`` as card expressions see it: MjData's array attributes fetched once.
+
+    The binding's properties are views over MjData's fixed buffers, but building the view costs
+    about a microsecond per access; a card reads several per step. Anything not cached (scalars
+    such as ``time``) is read live from the real MjData.
+    """
+
+    def __init__(self, data: Any) -> None:
+        self._data = data
+        for name in _ARRAYS:
+            if hasattr(data, name):
+                setattr(self, name, getattr(data, name))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._data, name)
+
+
 def helpers(env: Any) -> dict[str, Callable[..., Any]]:
     """Name-based accessors for a MuJoCo env; an empty set of MuJoCo helpers for other envs."""
     out: dict[str, Callable[..., Any]] = {"quat_to_euler": quat_to_euler, "up_z": up_z}
