@@ -188,7 +188,7 @@ def _pump_events(proc: subprocess.Popen, on_event: Callable[[dict[str, Any]], No
                 try:
                     on_event(json.loads(line))
                     continue
-                except (json.JSONDecodeError, Exception):  # a broken callback must not kill the pump
+                except Exception:  # bad JSON or a broken callback must not kill the pump
                     pass
             log.write(line + "\n")
 

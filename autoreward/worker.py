@@ -153,20 +153,10 @@ def main(argv: list[str]) -> int:
     except BaseException as exc:  # noqa: BLE001 - every failure becomes data for the Designer
         result = {"ok": False, "error": short_traceback(exc), "traceback": traceback.format_exc()}
     result.update(info)
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1, default=_json_default))
-    os.replace(tmp, result_path)
+    from autoreward.rundir import write_json
+
+    write_json(result_path, result)
     return 0
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
+
+from autoreward.worker import emit
 
 
 class ComponentStatsCallback(BaseCallback):
@@ -102,8 +103,7 @@ class FitnessEvalCallback(BaseCallback):
             "train/length": float(np.mean([e["l"] for e in ep_buf])) if ep_buf else float("nan"),
         }
         self.rows.append(row)
-        sys.stdout.write(json.dumps({"event": "eval", "step": step, "fitness": row["task/fitness"]}) + "\n")
-        sys.stdout.flush()
+        emit("eval", step=step, fitness=row["task/fitness"])
         new = not self.csv_path.exists()
         with open(self.csv_path, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(row))
@@ -132,6 +132,5 @@ class ProgressCallback(BaseCallback):
         now = time.monotonic()
         if now - self._last >= self.every_s:
             self._last = now
-            sys.stdout.write(json.dumps({"event": "progress", "step": self.num_timesteps, "total": self.total}) + "\n")
-            sys.stdout.flush()
+            emit("progress", step=self.num_timesteps, total=self.total)
         return True
