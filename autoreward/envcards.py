@@ -148,11 +148,9 @@ class EnvCard(BaseModel):
 
 def builtin_cards_dir() -> Path:
     """The packaged cards: ``envs/`` in a checkout, ``autoreward/envs`` after ``pip install .``."""
-    here = Path(__file__).resolve().parent
-    for cand in (here / "envs", here.parent / "envs"):
-        if cand.is_dir() and any(cand.glob("*.yaml")):
-            return cand
-    raise CardError("the built-in env cards are missing", "reinstall autoreward")
+    from autoreward.prompts_io import data_dir
+
+    return data_dir("envs", "*.yaml")
 
 
 def card_dirs(extra: list[Path] | None = None) -> list[Path]:

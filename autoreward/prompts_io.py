@@ -10,13 +10,18 @@ import jinja2
 from autoreward.errors import AutorewardError
 
 
-def prompts_dir() -> Path:
-    """``prompts/`` in a checkout, ``autoreward/prompts`` after ``pip install .``."""
+def data_dir(name: str, pattern: str) -> Path:
+    """A top-level data folder (``prompts``, ``envs``): ``autoreward/<name>`` after
+    ``pip install .`` (package data), ``<repo>/<name>`` in a checkout."""
     here = Path(__file__).resolve().parent
-    for cand in (here / "prompts", here.parent / "prompts"):
-        if cand.is_dir() and any(cand.glob("*.j2")):
+    for cand in (here / name, here.parent / name):
+        if cand.is_dir() and any(cand.glob(pattern)):
             return cand
-    raise AutorewardError("the prompt templates are missing", "reinstall autoreward")
+    raise AutorewardError(f"the packaged {name}/ folder is missing", "reinstall autoreward")
+
+
+def prompts_dir() -> Path:
+    return data_dir("prompts", "*.j2")
 
 
 @lru_cache(maxsize=1)
