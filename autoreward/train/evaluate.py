@@ -12,8 +12,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from autoreward.critic import validate_output
 from autoreward.envcards import EnvCard, StateExtractor
 from autoreward.episode import Episode, rollout
+from autoreward.train.wrappers import RewardError
 
 EVAL_SEED = 10_000
 
@@ -38,26 +40,24 @@ def evaluate(
     limit = max_steps or card.training.max_episode_steps or 1000
     rows: list[dict[str, Any]] = []
     episodes: list[Episode] = []
+    invoke = call or (lambda f, *x: f(*x))
     try:
         for i in range(n_episodes):
             shaped: list[float] = []
             memory: dict[str, Any] = {}
 
             def on_step(prev: Any, a: Any, s: Any) -> None:
-                if reward_fn is not None:
-                    from autoreward.critic import validate_output
+                a_ro = np.array(a)
+                a_ro.flags.writeable = False
+                try:
+                    shaped.append(validate_output(invoke(reward_fn, prev, a_ro, s, memory))[0])
+                except Exception as exc:
+                    raise RewardError(f"during evaluation (episode {i}, step {len(shaped) + 1})") from exc
 
-                    a_ro = np.array(a)
-                    a_ro.flags.writeable = False
-                    from autoreward.train.wrappers import RewardError
-
-                    try:
-                        out = (call or (lambda f, *x: f(*x)))(reward_fn, prev, a_ro, s, memory)
-                        shaped.append(validate_output(out)[0])
-                    except Exception as exc:
-                        raise RewardError(f"during evaluation (episode {i}, step {len(shaped) + 1})") from exc
-
-            ep = rollout(card, env, extractor, lambda t, obs: act(obs), seed=seed + i, max_steps=limit, on_step=on_step)
+            ep = rollout(
+                card, env, extractor, lambda t, obs: act(obs), seed=seed + i, max_steps=limit,
+                on_step=on_step if reward_fn is not None else None,
+            )
             f = float(fitness(ep))
             rows.append(
                 {
