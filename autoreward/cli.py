@@ -7,7 +7,6 @@ non-zero exit code; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -145,7 +144,7 @@ def eval_cmd(
     from autoreward.envcards import load_card
     from autoreward.program import RewardProgram
     from autoreward.rundir import new_run_dir, record_run, write_text
-    from autoreward.train.trainer import TrainSpec, train_candidate
+    from autoreward.train.trainer import TrainSpec
 
     if algo and algo not in ("ppo", "sac"):
         raise ConfigError(f"unknown --algo {algo!r}", "use ppo or sac")

@@ -350,14 +350,10 @@ def run_check_job(payload: dict[str, Any], limits: dict[str, Any]) -> dict[str, 
         return {"ok": True, "checks": checks}
     rho = float(spearmanr(returns, fitness).statistic)
     per_comp = {}
-    offset = 0
+    starts = np.cumsum([0] + [len(ep) for ep in totals[:-1]])  # every episode has >= 1 step
     for k, vals in comp_values.items():
-        if len(vals) == n_calls:
-            arr = np.array(vals)
-            ep_sums, offset = [], 0
-            for ep in totals:
-                ep_sums.append(arr[offset : offset + len(ep)].sum())
-                offset += len(ep)
+        if len(vals) == n_calls:  # components present at every step only
+            ep_sums = np.add.reduceat(np.array(vals), starts)
             if np.std(ep_sums) > 1e-12:
                 per_comp[k] = round(float(spearmanr(ep_sums, fitness).statistic), 3)
     probe.details.update(spearman=round(rho, 3), component_spearman=per_comp)
