@@ -18,7 +18,7 @@ Knobs (environment variables; defaults finish in about 20-25 minutes on a 2-core
 
 * ``AUTOREWARD_BENCH_CRAFTER_STEPS``: PPO steps per job (default :data:`DEFAULT_STEPS`);
 * ``AUTOREWARD_BENCH_CRAFTER_SEEDS``: seeds per preset and reward (default 3);
-* ``AUTOREWARD_BENCH_CRAFTER_EPISODES``: final evaluation episodes per job (default 10);
+* ``AUTOREWARD_BENCH_CRAFTER_EPISODES``: evaluation episodes per job and evaluation (default 20);
 * ``AUTOREWARD_BENCH_CRAFTER_MAX_STEPS``: episode limit, training and evaluation (default 500);
 * ``AUTOREWARD_BENCH_CRAFTER_PARALLEL``: jobs run at once (default 2; each uses one torch thread);
 * ``AUTOREWARD_BENCH_CRAFTER_PRESETS``: comma-separated presets (default both);
@@ -42,7 +42,8 @@ from rich.console import Console
 PRESETS = ("collect_wood", "place_table")
 DEFAULT_STEPS = 61_440  # 30 PPO rollouts of 2048 steps
 DEFAULT_SEEDS = 3
-DEFAULT_EPISODES = 10
+DEFAULT_EPISODES = 20
+CURVE_POINTS = 4  # evaluations during training (same protocol), for the learning curves
 DEFAULT_MAX_STEPS = 500
 DEFAULT_PARALLEL = 2
 RATIO_TARGET = 2.0
@@ -155,7 +156,7 @@ def run(console: Console) -> dict[str, Any]:
             spec = TrainSpec(
                 card_path=card.path, task=preset, fitness=task.fitness, success=task.success,
                 source=sources[preset][0] if kind == "dense" else None, steps=steps, seed=seed,
-                eval_every=steps + 1, eval_episodes=episodes, max_episode_steps=max_steps,
+                eval_every=max(steps // CURVE_POINTS, 1), eval_episodes=episodes, max_episode_steps=max_steps,
                 device="cpu", threads=1, save_policy=False, hyperparams=dict(HYPERPARAMS),
             )
             res = train_candidate(spec, root / f"{preset}-{kind}-{seed}", limits)
@@ -167,6 +168,7 @@ def run(console: Console) -> dict[str, Any]:
                     success_rate=float(final["success_rate"]),
                     fitness_mean=float(final["fitness_mean"]),
                     untrained_success_rate=float(m["untrained"]["success_rate"]),
+                    curve=[[int(r["step"]), float(r["task/success_rate"])] for r in m["progress"]],
                     untrained_fitness_mean=float(m["untrained"]["fitness_mean"]),
                     env_return_mean=float(final["env_return_mean"]),
                     length_mean=float(final["length_mean"]),
@@ -202,6 +204,7 @@ def run(console: Console) -> dict[str, Any]:
                 "fitness": _spread([r["fitness_mean"] for r in good]),
                 "untrained_success_rate": _spread([r["untrained_success_rate"] for r in good]),
                 "ppo_steps_per_s": _spread([r["steps_per_second"] for r in good]),
+                "success_curve": _curve([r["curve"] for r in good]),
                 "failed_seeds": [s for s, r in enumerate(rows) if not r["ok"]],
                 "jobs": rows,
             }
@@ -222,6 +225,11 @@ def run(console: Console) -> dict[str, Any]:
         results[f"{preset}_ratio"] = entry["ratio"]
         results[f"{preset}_ratio_sparse_floored"] = entry["ratio_sparse_floored"]
         console.print(
+            f"{preset} success during training (step: dense / sparse): "
+            + ", ".join(f"{a[0]}: {a[1]:.2f} / {b[1]:.2f}" for a, b in zip(entry["dense"]["success_curve"], entry["sparse"]["success_curve"])),
+            highlight=False,
+        )
+        console.print(
             f"{preset}: dense {_fmt(entry['dense']['success_rate'])} vs sparse {_fmt(entry['sparse']['success_rate'])}"
             f" -> ratio {entry['ratio']}" + (" (sparse floored)" if entry["ratio_sparse_floored"] else ""),
             highlight=False,
@@ -235,6 +243,18 @@ def run(console: Console) -> dict[str, Any]:
     results["ratio_meets_target"] = bool(per_preset) and all(e["meets_target"] for e in per_preset.values())
     results["wall_s"] = round(time.perf_counter() - t_start, 1)
     return results
+
+
+def _curve(curves: list[list[list[float]]]) -> list[list[float]]:
+    """Mean success over seeds at each evaluation step: [[step, mean, std], ...]."""
+    if not curves:
+        return []
+    n = min(len(c) for c in curves)
+    out = []
+    for i in range(n):
+        vals = [c[i][1] for c in curves]
+        out.append([curves[0][i][0], round(statistics.fmean(vals), 4), round(statistics.stdev(vals), 4) if len(vals) > 1 else 0.0])
+    return out
 
 
 def _fmt(s: dict[str, Any]) -> str:

@@ -349,12 +349,47 @@ def test_dense_rewards_pass_the_policy_and_reward_progress(card, name):
     assert check_source(source) == []
     fn = compile_program(source)  # trusted fixture: compiled in-process for this test only
     chain = _chain_episode(card)
-    total = 0.0
+    total, memory = 0.0, {}  # one memory per episode, as in training
     for t in range(chain.length):
-        r, comps = fn(chain.states[t], chain.actions[t], chain.states[t + 1], {})
+        r, comps = fn(chain.states[t], chain.actions[t], chain.states[t + 1], memory)
         assert math.isfinite(r) and abs(r - sum(comps.values())) < 1e-9
         total += r
     assert total > 0.5  # the scripted episode collects wood and places a table
+
+
+@pytest.mark.parametrize("name", ["collect_wood_reward.py", "place_table_reward.py"])
+def test_dense_rewards_punish_being_stuck_and_pay_for_exploring(card, name):
+    """The idle term fires when a policy pushes into a wall; explore pays once per new cell
+    while no tree is in view (the two failure modes seen in trained policies)."""
+    fn = compile_program((EXAMPLES / name).read_text())
+    env, extract = make(card)
+    u = None
+
+    def policy(t, obs):
+        nonlocal u
+        u = env.unwrapped
+        x, y = (int(v) for v in u.player.pos)
+        if t == 0:  # no tree anywhere near, stone to the left
+            for dx in range(-8, 9):
+                for dy in range(-8, 9):
+                    clear(env, (x + dx, y + dy), "grass")
+            clear(env, (x - 1, y), "stone")
+        return A["move_left"]  # the first step turns left, the rest push into the stone
+
+    ep = rollout(card, env, extract, policy, seed=3, max_steps=6)
+    memory: dict = {}
+    comps = [fn(ep.states[t], ep.actions[t], ep.states[t + 1], memory)[1] for t in range(ep.length)]
+    assert all(s.dist_tree == 10 for s in ep.states[1:])  # states[0] is from before the clearing
+    assert [c["idle"] for c in comps[1:]] == [-0.01] * (ep.length - 1)
+    # the start cell counts as new once; pushing into the stone finds nothing new
+    assert sum(c["explore"] for c in comps) == pytest.approx(0.05)
+    # walking over fresh ground pays once per cell, never twice for the same cell
+    memory = {}
+    here = ep.states[1]
+    back = here._replace(pos=np.array([1, 1]))
+    r1 = fn(back, 0, here, memory)[1]["explore"]
+    r2 = fn(here, 0, here, memory)[1]["explore"]
+    assert (r1, r2) == (0.05, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------

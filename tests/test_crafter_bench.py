@@ -42,6 +42,10 @@ def test_suite_runs_end_to_end(monkeypatch):
             assert len(s["per_seed"]) == 2 and 0.0 <= s["mean"] <= 1.0 and s["std"] >= 0.0
             assert len(e[kind]["fitness"]["per_seed"]) == 2
             assert all(job["ok"] for job in e[kind]["jobs"])
+            curve = e[kind]["success_curve"]  # evaluations during training, mean over seeds
+            assert curve[0][0] == 0 and len(curve) >= 2
+            assert all(a[0] < b[0] <= 128 for a, b in zip(curve, curve[1:]))
+            assert all(0.0 <= mean <= 1.0 and std >= 0.0 for _, mean, std in curve)
         d, sp = e["dense"]["success_rate"]["mean"], e["sparse"]["success_rate"]["mean"]
         assert e["ratio"] == pytest.approx(d / max(sp, floor), abs=1e-3)
         assert e["ratio_sparse_floored"] == (sp < floor)
