@@ -3,13 +3,13 @@
 Two questions, answered in one run:
 
 1. Does a good dense reward beat the env's own sparse reward on Crafter? PPO is trained with a
-   hand-written dense reward program (``examples/crafter/<preset>_reward.py``, the same code as
-   ``examples/crafter/<preset>_reward.py`` (the tests use the same files); it stands in for a good
-   designer answer) and with the env's own reward (+1 per first unlock of any achievement,
-   +-0.1 per health point), with the same hyperparameters, step budget, seeds, episode limit
-   and evaluation protocol, on the presets ``collect_wood`` and ``place_table``. The success
+   hand-written dense reward program (``examples/crafter/<preset>_reward.py``, which the tests
+   also use; it stands in for a good designer answer) and with the env's own reward (+1 per
+   first unlock of any achievement, +-0.1 per health point), with the same hyperparameters,
+   step budget, seeds, episode limit and evaluation protocol, on the presets ``collect_wood`` and ``place_table``. The success
    rate of a job is the success rate of its final evaluation (deterministic actions, fixed
-   evaluation worlds, the preset's fitness >= its success threshold). Target: dense >= 2x
+   evaluation worlds, the preset's fitness >= its success threshold); the same evaluation runs
+   :data:`CURVE_POINTS` times during training for the learning curves. Target: dense >= 2x
    sparse on each preset.
 2. How fast is the env? Crafter env steps/s with the compact observation (target >= 1,000 on
    one core) and with pixels, and the world-generation time of a reset.
