@@ -29,6 +29,22 @@ console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 CardsOpt = typer.Option(None, "--cards", help="Extra directory of env cards (also AUTOREWARD_CARDS).")
+PolicyOpt = typer.Option("", "--policy", help="SB3 policy: MlpPolicy, CnnPolicy or MultiInputPolicy (default: the card's).")
+EnvKwargOpt = typer.Option(
+    [], "--env-kwarg", help="Env constructor argument key=value over the preset's (repeatable), e.g. obs_mode=pixels on Crafter-v1."
+)
+
+
+def _env_kwargs(card: Any, raw: list[str], preset_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Parse ``--env-kwarg`` and build the env once with them, so a wrong name or value fails
+    here with the constructor's own message instead of inside a training worker."""
+    extra = _parse_sets(raw, "--env-kwarg", "obs_mode=pixels")
+    if extra:
+        try:
+            card.make_env(**{**preset_kwargs, **extra}).close()
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"--env-kwarg: {card.id} does not accept {extra}: {exc}", "see the env's constructor arguments") from exc
+    return extra
 
 
 def _cards(cards: Optional[Path]) -> list[Path]:
@@ -61,14 +77,14 @@ def envs_show(env: str = typer.Argument(..., help="Env id, e.g. HalfCheetah-v5."
         sys.stdout.write(f"- {name}: {t.description} Fitness: {t.fitness_doc or t.fitness} Success: >= {t.success:g}{' ' + t.unit if t.unit else ''}.\n")
 
 
-def _parse_sets(sets: list[str]) -> dict[str, Any]:
-    """``--set key=value`` hyperparameter overrides; values are parsed as YAML scalars."""
+def _parse_sets(sets: list[str], flag: str = "--set", example: str = "learning_rate=3e-4") -> dict[str, Any]:
+    """``--set key=value`` hyperparameter overrides (or ``--env-kwarg``); values are parsed as YAML scalars."""
     import yaml
 
     out: dict[str, Any] = {}
     for s in sets:
         if "=" not in s:
-            raise ConfigError(f"--set {s!r} is not key=value", "e.g. --set learning_rate=3e-4")
+            raise ConfigError(f"{flag} {s!r} is not key=value", f"e.g. {flag} {example}")
         k, v = s.split("=", 1)
         val = yaml.safe_load(v)
         if isinstance(val, str):  # YAML 1.1 reads 3e-4 as text
@@ -136,6 +152,8 @@ def eval_cmd(
     eval_episodes: int = typer.Option(5, "--eval-episodes", min=1),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     skip_check: bool = typer.Option(False, "--skip-check", help="Train even if the critic rejects the reward."),
+    policy: str = PolicyOpt,
+    env_kwargs: list[str] = EnvKwargOpt,
     out: Path = typer.Option(Path("runs"), "--out", help="Folder for the run directory."),
     cards: Optional[Path] = CardsOpt,
 ) -> None:
@@ -152,21 +170,23 @@ def eval_cmd(
     card = load_card(env, _cards(cards))
     t = card.task(task)
     hp = _parse_sets(sets)
-    from autoreward.train.trainer import validate_hyperparams
+    from autoreward.train.trainer import validate_hyperparams, validate_policy
 
     validate_hyperparams(algo or card.training.algo, hp)
+    validate_policy(policy)
+    make_kwargs = {**t.make_kwargs, **_env_kwargs(card, env_kwargs, t.make_kwargs)}
     run = new_run_dir(out, card.id, task)
     cand = run / "candidate"
     spec = TrainSpec(
         card_path=card.path, task=task, fitness=t.fitness, success=t.success, source=program.source, steps=steps,
         algo=algo or card.training.algo, seed=seed, hyperparams=hp, max_episode_steps=max_episode_steps,
-        eval_episodes=eval_episodes, device=device, make_kwargs=t.make_kwargs,
+        eval_episodes=eval_episodes, device=device, make_kwargs=make_kwargs, policy=policy,
     )
     record_run(run, {"command": "eval", "reward": str(reward), "spec": {**spec.__dict__, "source": None}})
     write_text(cand / "reward.py", program.source)
     console.print(f"run directory: {run}")
     with console.status("checking..."):
-        rec = record_rollouts(card, run / "recordings" / "probe_seed0.npz", make_kwargs=t.make_kwargs)
+        rec = record_rollouts(card, run / "recordings" / "probe_seed0.npz", make_kwargs=make_kwargs)
         verdict = check_program(program, card, task, cand, rec)
     _print_verdict(verdict)
     if not verdict.accepted and not skip_check:
@@ -254,6 +274,9 @@ def run(
     max_cost: Optional[float] = typer.Option(None, "--max-cost", help="Stop after this many dollars of LLM cost."),
     max_wall: Optional[float] = typer.Option(None, "--max-wall", help="Stop after this many seconds."),
     interactive: bool = typer.Option(False, "--interactive", help="Pause after each iteration for feedback."),
+    policy: str = PolicyOpt,
+    env_kwargs: list[str] = EnvKwargOpt,
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out: Path = typer.Option(Path("runs"), "--out", help="Folder for the run directory."),
     cards: Optional[Path] = CardsOpt,
 ) -> None:
@@ -261,7 +284,7 @@ def run(
     from autoreward.envcards import load_card
     from autoreward.loop import RunConfig
     from autoreward.rundir import new_run_dir, record_run
-    from autoreward.train.trainer import validate_hyperparams
+    from autoreward.train.trainer import validate_hyperparams, validate_policy
 
     card = load_card(env, _cards(cards))
     if preset:
@@ -274,11 +297,13 @@ def run(
         raise ConfigError(f"unknown --review {review!r}", "use veto, advise or off")
     hp = _parse_sets(sets)
     validate_hyperparams(algo or card.training.algo, hp)
+    validate_policy(policy)
+    extra_kwargs = _env_kwargs(card, env_kwargs, card.task(preset).make_kwargs if preset else {})
     cfg = RunConfig(
         task=task, env=card.id, preset=preset, model=model, iterations=iterations, samples=samples, steps=steps, algo=algo,
         seed=seed, max_episode_steps=max_episode_steps, eval_episodes=eval_episodes, review="off" if no_review else review, hyperparams=hp,
         fitness=fitness, success=success, max_tokens=max_tokens, max_cost=max_cost, max_wall_s=max_wall,
-        cards=[str(cards.resolve())] if cards else [],
+        cards=[str(cards.resolve())] if cards else [], policy=policy, env_kwargs=extra_kwargs, device=device,
     )
     from autoreward.llm import get_client
 

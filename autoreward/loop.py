@@ -58,6 +58,9 @@ class RunConfig(BaseModel):
     success: float | None = None
     fitness_doc: str = ""
     cards: list[str] = Field(default_factory=list)
+    policy: str = Field("", description="SB3 policy class; empty = the card's.")
+    env_kwargs: dict[str, Any] = Field(default_factory=dict, description="Env constructor arguments over the preset's.")
+    device: str = "auto"
 
 
 Hook = Callable[["Loop", int], dict[str, Any]]
@@ -79,7 +82,8 @@ class Loop:
         self.state: dict[str, Any] = read_json(self.state_path) if self.state_path.exists() else {
             "iteration": 0, "parent": None, "feedback": "", "edits": [], "stopped": "", "tokens": 0, "cost": 0.0, "elapsed_s": 0.0,
         }
-        self.make_kwargs = self.card.task(config.preset).make_kwargs if config.preset else {}
+        preset_kwargs = self.card.task(config.preset).make_kwargs if config.preset else {}
+        self.make_kwargs = {**preset_kwargs, **config.env_kwargs}
         tag = f"{config.preset}_" if self.make_kwargs else ""
         self.recording = record_rollouts(self.card, self.dir / "recordings" / f"probe_{tag}seed{config.seed}.npz", seed=config.seed, make_kwargs=self.make_kwargs)
         self._t0 = time.monotonic()
@@ -191,7 +195,7 @@ class Loop:
             card_path=self.card.path, task=c.preset or "custom", fitness=c.fitness or "", success=float(c.success or 0.0),
             source=(cand / "reward.py").read_text(), steps=c.steps, algo=c.algo or self.card.training.algo, seed=c.seed,
             hyperparams=c.hyperparams, max_episode_steps=c.max_episode_steps, eval_episodes=c.eval_episodes,
-            make_kwargs=self.make_kwargs,
+            make_kwargs=self.make_kwargs, policy=c.policy, device=c.device,
         )
         with self.console.status(f"training {cand.relative_to(self.dir)} for {c.steps} steps..."):
             train_candidate(spec, cand)

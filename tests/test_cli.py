@@ -35,6 +35,10 @@ def test_envs_lists_cards_and_show_prints_the_llm_text():
         (["eval", "{fixture}", "--env", "HalfCheetah-v5", "--set", "nope"], "error: --set 'nope' is not key=value"),
         (["eval", "{fixture}", "--env", "HalfCheetah-v5", "--set", "foo=1"], "error: unknown PPO hyperparameter(s): foo"),
         (["bench", "--suite", "nope"], "error: unknown --suite 'nope'"),
+        (["eval", "{fixture}", "--env", "HalfCheetah-v5", "--policy", "Foo"], "error: unknown --policy 'Foo'"),
+        (["eval", "{fixture}", "--env", "HalfCheetah-v5", "--env-kwarg", "x"], "error: --env-kwarg 'x' is not key=value"),
+        (["eval", "{fixture}", "--env", "HalfCheetah-v5", "--env-kwarg", "nope=1"], "error: --env-kwarg: HalfCheetah-v5 does not accept {'nope': 1}"),
+        (["run", "go", "--env", "Crafter-v1", "--env-kwarg", "obs_mode=bogus"], "error: --env-kwarg: Crafter-v1 does not accept {'obs_mode': 'bogus'}: obs_mode must be"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):

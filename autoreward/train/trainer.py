@@ -40,6 +40,7 @@ class TrainSpec:
     threads: int = 1
     save_policy: bool = True
     make_kwargs: dict[str, Any] = field(default_factory=dict)  # the task's env settings
+    policy: str = ""  # "" = the card's (e.g. CnnPolicy with Crafter's obs_mode=pixels)
 
 
 def train_candidate(
@@ -89,6 +90,17 @@ def validate_hyperparams(algo: str, hp: dict[str, Any]) -> None:
     bad = sorted(set(hp) - allowed)
     if bad:
         raise ConfigError(f"unknown {algo.upper()} hyperparameter(s): {', '.join(bad)}", f"valid names include: {', '.join(sorted(a for a in allowed if not a.startswith('_'))[:12])}...")
+
+
+POLICIES = ("MlpPolicy", "CnnPolicy", "MultiInputPolicy")
+
+
+def validate_policy(policy: str) -> None:
+    """Refuse a policy name SB3 does not know, in the parent."""
+    from autoreward.errors import ConfigError
+
+    if policy and policy not in POLICIES:
+        raise ConfigError(f"unknown --policy {policy!r}", f"use one of {', '.join(POLICIES)}")
 
 
 def hyperparams_for(card: Any, algo: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -165,8 +177,11 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     venv = VecNormalize(venv, norm_obs=card.training.normalize_obs, norm_reward=True, gamma=hp.get("gamma", 0.99))
     venv.seed(seed)
     cls = {"ppo": PPO, "sac": SAC}[algo]
-    model = cls(card.training.policy, venv, seed=seed, device=p.get("device", "auto"), verbose=0, **hp)
+    model = cls(p.get("policy") or card.training.policy, venv, seed=seed, device=p.get("device", "auto"), verbose=0, **hp)
     metrics["device"] = str(model.device)
+    metrics["policy"] = p.get("policy") or card.training.policy
+    metrics["policy_class"] = type(model.policy).__name__
+    metrics["make_kwargs"] = make_kwargs
     metrics["hyperparams"] = {k: (str(v) if k == "policy_kwargs" else v) for k, v in hp.items()}
 
     def act(obs: Any) -> Any:
