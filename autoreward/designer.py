@@ -87,8 +87,11 @@ class Draft:
 class Designer:
     """Writes, repairs and refines reward programs through one LLM client."""
 
-    def __init__(self, client: Any, env_text: str, task: str, fitness_doc: str, temperature: float = 0.8) -> None:
+    def __init__(
+        self, client: Any, env_text: str, task: str, fitness_doc: str, temperature: float = 0.8, example: str = ""
+    ) -> None:
         self.client = client
+        self.example = example  # the card's reward_example: the shape to follow
         self.env_text = env_text
         self.task = task
         self.fitness_doc = fitness_doc
@@ -98,7 +101,7 @@ class Designer:
         variables = {"env_text": self.env_text, "task": self.task, "fitness_doc": self.fitness_doc, **variables}
         return (
             [
-                {"role": "system", "content": render("designer_system.j2")},
+                {"role": "system", "content": render("designer_system.j2", example=self.example)},
                 {"role": "user", "content": render(template, **variables)},
             ],
             variables,

@@ -103,6 +103,11 @@ class EnvCard(BaseModel):
     )
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     analyzer: str = Field(default="", description="module:function(episodes, task, fitness, success) -> dict of env-specific numbers.")
+    reward_example: str = Field(
+        default="",
+        description="A minimal valid compute_reward for this env, shown to the designer as the shape to follow "
+        "(small models copy it); empty = a generic one over a continuous action.",
+    )
     tasks: dict[str, TaskSpec]
     path: str = ""
 

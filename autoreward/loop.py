@@ -248,7 +248,7 @@ class Loop:
     def run_iteration(self, i: int) -> None:
         c = self.cfg
         it = self.dir / f"iter{i}"
-        designer = Designer(self, render_card(self.card), c.task, c.fitness_doc or c.fitness or "")
+        designer = Designer(self, render_card(self.card), c.task, c.fitness_doc or c.fitness or "", example=self.card.reward_example)
         seed = c.seed * 1000 + i * 100
         designs_path = it / "designs.json"
         if designs_path.exists():

@@ -69,3 +69,29 @@ def test_broken_card_names_the_file_and_key(tmp_path):
     (tmp_path / "Bad-v0.yaml").write_text("id: Bad-v0\nsummary: x\nstate: []\n")
     with pytest.raises(CardError, match="Bad-v0.yaml: tasks"):
         all_cards([tmp_path])
+
+
+def test_reward_examples_are_valid_programs_over_their_own_state():
+    """A card's reward_example is what the designer is told to copy, so it must pass the
+    static policy and run on the card's real state with components that sum to the total."""
+    from autoreward.designer import Designer
+    from autoreward.program import check_source, compile_program
+
+    with_example = [c for c in all_cards().values() if c.reward_example]
+    assert any(c.id == "Crafter-v1" for c in with_example)
+    for card in with_example:
+        assert check_source(card.reward_example) == [], card.id
+        fn = compile_program(card.reward_example)
+        env = card.make_env()
+        try:
+            extract = StateExtractor(card, env)
+            env.reset(seed=0)
+            s0 = extract()
+            env.step(env.action_space.sample())
+            total, comps = fn(s0, np.asarray(0), extract(), {})
+        finally:
+            env.close()
+        assert np.isfinite(total) and abs(total - sum(comps.values())) < 1e-9, card.id
+        system = Designer(None, "", "t", "f", example=card.reward_example)._messages("designer_initial.j2", failures=[])[0][0]["content"]
+        assert card.reward_example.strip().splitlines()[-1].strip() in system
+        assert "np.square(action)" not in system  # the generic continuous-action example is replaced
