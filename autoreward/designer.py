@@ -91,7 +91,7 @@ class Designer:
         self, client: Any, env_text: str, task: str, fitness_doc: str, temperature: float = 0.8, example: str = ""
     ) -> None:
         self.client = client
-        self.example = example  # the card's reward_example: the shape to follow
+        self.example = example or DEFAULT_EXAMPLE  # the card's reward_example: the shape to follow
         self.env_text = env_text
         self.task = task
         self.fitness_doc = fitness_doc
@@ -152,6 +152,40 @@ def _same_program(a: str | None, b: str | None) -> bool:
         return RewardProgram(a).normalized_ast() == RewardProgram(b).normalized_ast()
     except SyntaxError:
         return a.strip() == b.strip()
+
+
+#: the reward shape shown to the designer when the card has no ``reward_example``
+DEFAULT_EXAMPLE = """import numpy as np
+
+def compute_reward(prev, action, state, memory):
+    effort = -0.05 * float(np.sum(np.square(action)))
+    total = effort
+    return total, {"effort": effort}
+"""
+
+
+def _compute_reward_dump(source: str) -> str | None:
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "compute_reward":
+            body = node.body[1:] if ast.get_docstring(node) else node.body
+            return ast.dump(ast.Module(body=body, type_ignores=[]), annotate_fields=False, include_attributes=False)
+    return None
+
+
+def example_copy_error(source: str | None, example: str) -> str:
+    """Small models hand back the prompt's example unchanged (seen with the 1.5B model on
+    Crafter); it passes every check yet rewards nothing about the task, so it is sent back."""
+    if not source:
+        return ""
+    mine = _compute_reward_dump(source)
+    if mine is not None and mine == _compute_reward_dump(example):
+        return ("compute_reward is the example from the instructions, unchanged: it rewards nothing the task asks for. "
+                "Keep its shape and add components that reward the task")
+    return ""
 
 
 def static_error(source: str | None) -> str:

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from autoreward.analyzer import analyze
 from autoreward.critic import check_program, record_rollouts
-from autoreward.designer import Designer, Draft, dedup, parse_fitness_proposal, parse_review, static_error
+from autoreward.designer import Designer, Draft, dedup, example_copy_error, parse_fitness_proposal, parse_review, static_error
 from autoreward.envcards import EnvCard, load_card, render_card
 from autoreward.errors import ConfigError
 from autoreward.program import RewardProgram
@@ -154,7 +154,7 @@ class Loop:
             return read_json(status_path)
         history: list[dict[str, str]] = []
         for attempt in range(self.cfg.max_repairs + 1):
-            error = static_error(draft.source)
+            error = static_error(draft.source) or example_copy_error(draft.source, designer.example)
             if not error:
                 write_text(cand / "reward.py", draft.source or "")
                 verdict = check_program(RewardProgram(draft.source or ""), self.card, self.cfg.preset or "", cand, self.recording, fitness_expr=self.cfg.fitness)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autoreward.designer import extract_code, parse_fitness_proposal, parse_review
+from autoreward.designer import DEFAULT_EXAMPLE, example_copy_error, extract_code, parse_fitness_proposal, parse_review
 
 GOOD = (Path(__file__).parents[1] / "examples" / "halfcheetah_backwards.py").read_text()
 FLIPPED = GOOD.replace("backward = -state.x_velocity", "backward = state.x_velocity")
@@ -56,6 +56,29 @@ def test_review_and_fitness_parsers():
     assert parse_review("**ACCEPT**\nThe code rewards -x velocity.")[0] is True
     assert parse_fitness_proposal("FITNESS: ep.env_return\nTHRESHOLD: 10\nDESCRIPTION: x") == ("ep.env_return", 10.0, "x")
     assert parse_fitness_proposal("FITNESS: ep.(\nTHRESHOLD: 1") is None
+
+
+def test_the_prompt_example_handed_back_is_caught():
+    copied = '"""My reward."""\n' + DEFAULT_EXAMPLE.replace("    total = effort", "    # effort only\n    total = effort")
+    copied += "\ndef helper(s):\n    return 0.0\n"  # an unused helper does not hide the copy
+    assert "example from the instructions" in example_copy_error(copied, DEFAULT_EXAMPLE)
+    assert example_copy_error(GOOD, DEFAULT_EXAMPLE) == ""
+    edited = DEFAULT_EXAMPLE.replace("-0.05", "-0.1")
+    assert example_copy_error(edited, DEFAULT_EXAMPLE) == "" and example_copy_error(None, DEFAULT_EXAMPLE) == ""
+
+
+@pytest.mark.slow
+def test_example_copy_goes_back_for_repair(tmp_path):
+    model = script(tmp_path, [DEFAULT_EXAMPLE])
+    r = cli("run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards", "--model", model, "--iterations", "1",
+            "--samples", "1", "--no-review", *FAST, "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = next((tmp_path / "runs").iterdir())
+    st = json.loads((run / "iter0/cand0/candidate.json").read_text())
+    assert st["accepted"] and st["repairs"] == 1 and "example from the instructions" in st["history"][0]["error"]
+    log = [json.loads(l) for l in (run / "llm_exchanges.jsonl").read_text().splitlines()]
+    repair = next(e for e in log if e.get("template") == "designer_repair.j2")
+    assert "example from the instructions" in json.dumps(repair["messages"])
 
 
 @pytest.mark.slow
