@@ -6,8 +6,8 @@ Two questions, answered in one run:
    hand-written dense reward program (``examples/crafter/<preset>_reward.py``, which the tests
    also use; it stands in for a good designer answer) and with the env's own reward (+1 per
    first unlock of any achievement, +-0.1 per health point), with the same hyperparameters,
-   step budget, seeds, episode limit and evaluation protocol, on the presets ``collect_wood`` and ``place_table``. The success
-   rate of a job is the success rate of its final evaluation (deterministic actions, fixed
+   step budget, seeds, episode limit and evaluation protocol, on the presets ``collect_wood``
+   and ``place_table``. The success rate of a job is the success rate of its final evaluation (deterministic actions, fixed
    evaluation worlds, the preset's fitness >= its success threshold); the same evaluation runs
    :data:`CURVE_POINTS` times during training for the learning curves. Target: dense >= 2x
    sparse on each preset.

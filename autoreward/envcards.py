@@ -177,11 +177,18 @@ def load_card_file(path: Path) -> EnvCard:
         raise CardError(f"env card {path} is not a YAML mapping")
     raw["path"] = str(Path(path).resolve())
     try:
-        return EnvCard.model_validate(raw)
+        card = EnvCard.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         raise CardError(f"env card {path}: {loc}: {first['msg']}") from exc
+    if card.reward_example:  # the designer copies it, so it must itself be a valid program
+        from autoreward.program import check_source
+
+        findings = check_source(card.reward_example)
+        if findings:
+            raise CardError(f"env card {path}: reward_example: {findings[0]}", "it must pass the same policy as generated rewards")
+    return card
 
 
 def all_cards(extra: list[Path] | None = None) -> dict[str, EnvCard]:

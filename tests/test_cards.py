@@ -69,6 +69,10 @@ def test_broken_card_names_the_file_and_key(tmp_path):
     (tmp_path / "Bad-v0.yaml").write_text("id: Bad-v0\nsummary: x\nstate: []\n")
     with pytest.raises(CardError, match="Bad-v0.yaml: tasks"):
         all_cards([tmp_path])
+    bad_example = "reward_example: |\n  import os\n  def compute_reward(prev, action, state, memory):\n      return 0.0, {}\n"
+    (tmp_path / "Bad-v0.yaml").write_text("id: Bad-v0\nsummary: x\nstate: []\ntasks: {}\n" + bad_example)
+    with pytest.raises(CardError, match="Bad-v0.yaml: reward_example: .*os"):
+        all_cards([tmp_path])
 
 
 def test_reward_examples_are_valid_programs_over_their_own_state():
