@@ -67,6 +67,15 @@ def test_the_prompt_example_handed_back_is_caught():
     assert example_copy_error(edited, DEFAULT_EXAMPLE) == "" and example_copy_error(None, DEFAULT_EXAMPLE) == ""
 
 
+def test_repair_prompt_explains_how_components_make_the_total():
+    from autoreward.prompts_io import render
+
+    var = dict(env_text="E", task="T", fitness_doc="F", code="C")
+    hint = "total = float(sum(components.values()))"
+    assert hint in render("designer_repair.j2", error="the components add up to -3.2 but the total is -2.7", **var)
+    assert hint not in render("designer_repair.j2", error="NameError: name 'x' is not defined", **var)
+
+
 @pytest.mark.slow
 def test_example_copy_goes_back_for_repair(tmp_path):
     model = script(tmp_path, [DEFAULT_EXAMPLE])
