@@ -42,6 +42,8 @@ def test_suite_runs_end_to_end(monkeypatch):
             assert len(s["per_seed"]) == 2 and 0.0 <= s["mean"] <= 1.0 and s["std"] >= 0.0
             assert len(e[kind]["fitness"]["per_seed"]) == 2
             assert all(job["ok"] for job in e[kind]["jobs"])
+            assert len(e[kind]["success_rate_sampled"]["per_seed"]) == 2
+            assert all(0.0 <= v <= 1.0 for v in e[kind]["success_rate_sampled"]["per_seed"])
             curve = e[kind]["success_curve"]  # evaluations during training, mean over seeds
             assert curve[0][0] == 0 and len(curve) >= 2
             assert all(a[0] < b[0] <= 128 for a, b in zip(curve, curve[1:]))
@@ -50,3 +52,5 @@ def test_suite_runs_end_to_end(monkeypatch):
         assert e["ratio"] == pytest.approx(d / max(sp, floor), abs=1e-3)
         assert e["ratio_sparse_floored"] == (sp < floor)
         assert r[f"{preset}_ratio"] == e["ratio"]
+        ds, ss = e["dense"]["success_rate_sampled"]["mean"], e["sparse"]["success_rate_sampled"]["mean"]
+        assert e["ratio_sampled"] == pytest.approx(ds / max(ss, floor), abs=1e-3) == r[f"{preset}_ratio_sampled"]

@@ -41,6 +41,9 @@ class TrainSpec:
     save_policy: bool = True
     make_kwargs: dict[str, Any] = field(default_factory=dict)  # the task's env settings
     policy: str = ""  # "" = the card's (e.g. CnnPolicy with Crafter's obs_mode=pixels)
+    #: also evaluate the final policy with sampled actions (seeded) and report it apart as
+    #: ``final_sampled``; for benchmarks only, never used to judge or select a candidate
+    sampled_eval: bool = False
 
 
 def train_candidate(
@@ -123,7 +126,7 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     from autoreward.errors import RewardProgramError
     from autoreward.program import compile_program
     from autoreward.train.callbacks import ComponentStatsCallback, FitnessEvalCallback, ProgressCallback
-    from autoreward.train.evaluate import evaluate
+    from autoreward.train.evaluate import EVAL_SEED, evaluate
     from autoreward.train.wrappers import RewardError, RewardProgramVecWrapper, StateWrapper
     from autoreward.worker import CallGuard, short_traceback
 
@@ -184,14 +187,14 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     metrics["make_kwargs"] = make_kwargs
     metrics["hyperparams"] = {k: (str(v) if k == "policy_kwargs" else v) for k, v in hp.items()}
 
-    def act(obs: Any) -> Any:
+    def act(obs: Any, deterministic: bool = True) -> Any:
         o = venv.normalize_obs(obs) if card.training.normalize_obs else obs
-        return model.predict(o, deterministic=True)[0]
+        return model.predict(o, deterministic=deterministic)[0]
 
-    def run_eval(keep: bool = False) -> dict[str, Any]:
+    def run_eval(keep: bool = False, deterministic: bool = True) -> dict[str, Any]:
         return evaluate(
-            card, fitness, success, act, n_episodes=int(p.get("eval_episodes", 5)), reward_fn=reward_fn,
-            call=guard.call, max_steps=max_steps, keep_episodes=keep, make_kwargs=make_kwargs,
+            card, fitness, success, lambda o: act(o, deterministic), n_episodes=int(p.get("eval_episodes", 5)),
+            reward_fn=reward_fn, call=guard.call, max_steps=max_steps, keep_episodes=keep, make_kwargs=make_kwargs,
         )
 
     stats = ComponentStatsCallback(every=max(steps // 50, 100))
@@ -207,6 +210,9 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
         model.learn(total_timesteps=steps, callback=[stats, evalcb, ProgressCallback(steps)])
         train_seconds = time.perf_counter() - t0 - (evalcb.eval_seconds - baseline_seconds)
         final = run_eval(keep=bool(card.analyzer))
+        if p.get("sampled_eval"):
+            torch.manual_seed(EVAL_SEED)  # the sampled actions are reproducible too
+            metrics["final_sampled"] = {k: v for k, v in run_eval(deterministic=False).items() if k != "episodes"}
     except RewardError as exc:
         cause = exc.__cause__ or exc
         metrics["error"] = f"the reward failed {exc}: {short_traceback(cause)}"
