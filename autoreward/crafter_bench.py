@@ -7,9 +7,10 @@ Two questions, answered in one run:
    also use; it stands in for a good designer answer) and with the env's own reward (+1 per
    first unlock of any achievement, +-0.1 per health point), with the same hyperparameters,
    step budget, seeds, episode limit and evaluation protocol, on the presets ``collect_wood``
-   and ``place_table``. The success rate of a job is the success rate of its final evaluation (deterministic actions, fixed
-   evaluation worlds, the preset's fitness >= its success threshold); the same evaluation runs
-   :data:`CURVE_POINTS` times during training for the learning curves. Target: dense >= 2x
+   and ``place_table``. The success rate of a job is the success rate of its final evaluation
+   (deterministic actions, fixed evaluation worlds, the preset's fitness >= its success
+   threshold); the same evaluation runs :data:`CURVE_POINTS` times during training for the
+   learning curves. Target: dense >= 2x
    sparse on each preset. The final policy is also evaluated with sampled actions (seeded), and
    that success rate and ratio are reported beside the greedy ones: the greedy protocol is
    harsh on Crafter (a policy pushing into a wall repeats forever), and sampling narrows the gap.
@@ -214,13 +215,13 @@ def run(console: Console) -> dict[str, Any]:
             }
         d, s = entry["dense"]["success_rate"]["mean"], entry["sparse"]["success_rate"]["mean"]
         if d is not None and s is not None:
-            entry["ratio"] = round(d / max(s, floor), 3)
+            entry["ratio"] = _ratio(d, s, floor)
             entry["ratio_sparse_floored"] = s < floor
             entry["meets_target"] = entry["ratio"] >= RATIO_TARGET
         else:
             entry["ratio"], entry["ratio_sparse_floored"], entry["meets_target"] = None, False, False
         ds, ss = entry["dense"]["success_rate_sampled"]["mean"], entry["sparse"]["success_rate_sampled"]["mean"]
-        entry["ratio_sampled"] = round(ds / max(ss, floor), 3) if ds is not None and ss is not None else None
+        entry["ratio_sampled"] = _ratio(ds, ss, floor) if ds is not None and ss is not None else None
         results[f"{preset}_ratio_sampled"] = entry["ratio_sampled"]
         per_preset[preset] = entry
         results[f"{preset}_dense_success_mean"] = d
@@ -255,6 +256,11 @@ def run(console: Console) -> dict[str, Any]:
     results["ratio_meets_target"] = bool(per_preset) and all(e["meets_target"] for e in per_preset.values())
     results["wall_s"] = round(time.perf_counter() - t_start, 1)
     return results
+
+
+def _ratio(dense: float, sparse: float, floor: float) -> float:
+    """dense / sparse, with sparse floored so a never-succeeding baseline does not divide by zero."""
+    return round(dense / max(sparse, floor), 3)
 
 
 def _curve(curves: list[list[list[float]]]) -> list[list[float]]:
