@@ -8,7 +8,7 @@ in a report can be traced to a file. Saved next to the candidate as ``analysis.j
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -73,27 +73,14 @@ def numbers(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def format_numbers(n: dict[str, Any]) -> str:
-    """Plain-text lines of the numbers, for the LLM prompt and the Markdown report."""
-    if not n.get("ok"):
-        return f"- training failed: {n.get('error')}"
-    lines = [
-        f"- task fitness: untrained {n['fitness_untrained']:.4g} -> final {n['fitness_final']:.4g} (best during training {n['fitness_best_during_training']:.4g})",
-        f"- success rate of the final policy: {n['success_rate_final']:.2f}",
-        f"- how evaluation episodes ended: {n['termination_causes']} (mean length {n['episode_length_mean']:.0f} steps)",
-        f"- env's own return of the final policy: {n['env_return_final']:.4g}",
-    ]
-    for k, v in n["components"].items():
-        lines.append(f"- reward component {k}: mean {v['mean']:.3g}, min {v['min']:.3g}, max {v['max']:.3g}")
-    lines.append(f"- rank correlation of our reward with task fitness over training: {n['reward_fitness_spearman_over_training']}")
-    if n.get("env_analysis", {}).get("text"):
-        lines += [f"- {ln}" for ln in n["env_analysis"]["text"].splitlines()]
-    for f in n["flags"]:
-        lines.append(f"- FLAG: {f}")
-    return "\n".join(lines)
+    """Plain-text lines of the numbers, for the LLM prompt and the Markdown report
+    (``prompts/analyzer_numbers.j2``)."""
+    return render("analyzer_numbers.j2", n=n).strip()
 
 
-def analyze(candidate_dir: Path, task: str, client: Any | None = None, seed: int = 0) -> dict[str, Any]:
-    """Numbers, then (if a client is given) the LLM's summary; saved as JSON and Markdown."""
+def analyze(candidate_dir: Path, task: str, complete: Callable[..., list[Any]] | None = None, seed: int = 0) -> dict[str, Any]:
+    """Numbers, then (if ``complete`` is given: the loop's budget-counting LLM call) the LLM's
+    summary; saved as ``analysis.json`` and ``analysis.md``."""
     candidate_dir = Path(candidate_dir)
     existing = candidate_dir / "analysis.json"
     if existing.exists():
@@ -102,12 +89,12 @@ def analyze(candidate_dir: Path, task: str, client: Any | None = None, seed: int
     nums = numbers(metrics)
     text = format_numbers(nums)
     summary = ""
-    if client is not None:
+    if complete is not None:
         code = (candidate_dir / "reward.py").read_text()
         var = {"task": task, "code": code, "numbers": text}
         msgs = [{"role": "user", "content": render("analyzer_summary.j2", **var)}]
-        summary = client.complete(msgs, n=1, temperature=0.2, seed=seed, template="analyzer_summary.j2", variables=var, max_tokens=300)[0].text.strip()
+        summary = complete(msgs, n=1, temperature=0.2, seed=seed, template="analyzer_summary.j2", variables=var, max_tokens=300)[0].text.strip()
     result = {"numbers": nums, "summary": summary}
     write_json(existing, result)
-    write_text(candidate_dir / "analysis.md", f"# Analysis\n\n{text}\n\n## Summary\n\n{summary or '(no LLM summary)'}\n")
+    write_text(candidate_dir / "analysis.md", render("analysis_md.j2", numbers=text, summary=summary))
     return result

@@ -56,7 +56,7 @@ def envs_list(ctx: typer.Context, cards: Optional[Path] = CardsOpt) -> None:
     """List env cards and their preset tasks."""
     if ctx.invoked_subcommand:
         return
-    from autoreward.envcards import all_cards
+    from autoreward.cards import all_cards
 
     table = Table("env", "algo", "state fields", "presets (success threshold)")
     for cid, card in sorted(all_cards(_cards(cards)).items()):
@@ -68,7 +68,7 @@ def envs_list(ctx: typer.Context, cards: Optional[Path] = CardsOpt) -> None:
 @envs_app.command("show")
 def envs_show(env: str = typer.Argument(..., help="Env id, e.g. HalfCheetah-v5."), cards: Optional[Path] = CardsOpt) -> None:
     """Print exactly the text the LLM gets about ENV, then its presets."""
-    from autoreward.envcards import load_card, render_card
+    from autoreward.cards import load_card, render_card
 
     card = load_card(env, _cards(cards))
     sys.stdout.write(render_card(card))
@@ -107,16 +107,16 @@ def check(
     """Check a reward program without an LLM: static policy, dry run, behaviour probe.
 
     Exit 0 if accepted, 1 if rejected."""
-    from autoreward.envcards import load_card
+    from autoreward.cards import load_card
+    from autoreward.critic import check_program, record_rollouts
     from autoreward.program import RewardProgram
     from autoreward.rundir import new_run_dir, record_run, write_text
-    from autoreward.critic import check_program, record_rollouts
 
     program = RewardProgram.from_file(reward)
     card = load_card(env, _cards(cards))
     card.task(task)
     run = new_run_dir(out, card.id, f"check-{task}")
-    record_run(run, {"command": "check", "reward": str(reward), "env": card.id, "task": task})
+    record_run(run, "check", {"reward": str(reward), "env": card.id, "task": task})
     write_text(run / "candidate" / "reward.py", program.source)
     with console.status("checking (dry run and behaviour probe in the sandbox)..."):
         rec = record_rollouts(card, run / "recordings" / "probe_seed0.npz", make_kwargs=card.task(task).make_kwargs)
@@ -158,20 +158,19 @@ def eval_cmd(
     cards: Optional[Path] = CardsOpt,
 ) -> None:
     """Check, then train a policy with a given reward and report task fitness."""
+    from autoreward.cards import load_card
     from autoreward.critic import check_program, record_rollouts
-    from autoreward.envcards import load_card
     from autoreward.program import RewardProgram
     from autoreward.rundir import new_run_dir, record_run, write_text
-    from autoreward.train.trainer import TrainSpec
+    from autoreward.train.algos import algorithm, validate_hyperparams, validate_policy
+    from autoreward.train.run import TrainSpec
 
-    if algo and algo not in ("ppo", "sac"):
-        raise ConfigError(f"unknown --algo {algo!r}", "use ppo or sac")
+    if algo:
+        algorithm(algo)
     program = RewardProgram.from_file(reward)
     card = load_card(env, _cards(cards))
     t = card.task(task)
     hp = _parse_sets(sets)
-    from autoreward.train.trainer import validate_hyperparams, validate_policy
-
     validate_hyperparams(algo or card.training.algo, hp)
     validate_policy(policy)
     make_kwargs = {**t.make_kwargs, **_env_kwargs(card, env_kwargs, t.make_kwargs)}
@@ -182,7 +181,7 @@ def eval_cmd(
         algo=algo or card.training.algo, seed=seed, hyperparams=hp, max_episode_steps=max_episode_steps,
         eval_episodes=eval_episodes, device=device, make_kwargs=make_kwargs, policy=policy,
     )
-    record_run(run, {"command": "eval", "reward": str(reward), "spec": {**spec.__dict__, "source": None}})
+    record_run(run, "eval", {"reward": str(reward), "env": card.id, "task": task, "spec": {**spec.__dict__, "source": None}})
     write_text(cand / "reward.py", program.source)
     console.print(f"run directory: {run}")
     with console.status("checking..."):
@@ -209,7 +208,7 @@ def eval_cmd(
 def _train_with_progress(spec: Any, cand: Path) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from autoreward.train.trainer import train_candidate
+    from autoreward.train.run import train_candidate
 
     with Progress(
         TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fit]}"),
@@ -235,13 +234,13 @@ def bench(
     out: Path = typer.Option(Path("bench.json"), "--out", help="Where to write the JSON results."),
 ) -> None:
     """Measure speed targets (ratios measured in one run, since these machines are noisy)."""
-    from autoreward import bench as bench_mod
-
-    suites = bench_mod.SUITES
-    if suite not in suites:
-        raise ConfigError(f"unknown --suite {suite!r}", f"choose one of: {', '.join(suites)}")
-    results = suites[suite](console)
+    from autoreward.bench import SUITES
+    from autoreward.bench import suite as suite_fn
     from autoreward.rundir import write_json
+
+    if suite not in SUITES:
+        raise ConfigError(f"unknown --suite {suite!r}", f"choose one of: {', '.join(SUITES)}")
+    results = suite_fn(suite)(console)
 
     write_json(out, results)
     console.print_json(json.dumps({k: v for k, v in results.items() if not isinstance(v, (dict, list))}))
@@ -281,18 +280,18 @@ def run(
     cards: Optional[Path] = CardsOpt,
 ) -> None:
     """Design, check, train and refine reward programs for TASK on ENV."""
-    from autoreward.envcards import load_card
+    from autoreward.cards import load_card
     from autoreward.loop import RunConfig
     from autoreward.rundir import new_run_dir, record_run
-    from autoreward.train.trainer import validate_hyperparams, validate_policy
+    from autoreward.train.algos import algorithm, validate_hyperparams, validate_policy
 
     card = load_card(env, _cards(cards))
     if preset:
         card.task(preset)
     if (fitness is None) != (success is None):
         raise ConfigError("--fitness and --success go together")
-    if algo and algo not in ("ppo", "sac"):
-        raise ConfigError(f"unknown --algo {algo!r}", "use ppo or sac")
+    if algo:
+        algorithm(algo)
     if review not in ("veto", "advise", "off"):
         raise ConfigError(f"unknown --review {review!r}", "use veto, advise or off")
     hp = _parse_sets(sets)
@@ -309,7 +308,7 @@ def run(
 
     get_client(model)  # a missing key or unknown model fails here, before a run directory exists
     run_dir = new_run_dir(out, card.id, preset or task)
-    record_run(run_dir, {"command": "run", "config": cfg.model_dump(), "interactive": interactive})
+    record_run(run_dir, "run", cfg.model_dump(), interactive=interactive)
     console.print(f"run directory: {run_dir}")
     _run_loop(run_dir, cfg, interactive)
 
@@ -346,10 +345,10 @@ def _interactive_hook(loop: Any, iteration: int) -> dict[str, Any]:
     """Pause after an iteration: summary table, best code, then the user's choice."""
     from rich.syntax import Syntax
 
-    _candidates_table(loop.dir)
+    _candidates_table(loop.run_dir)
     best = loop.best()
     if best:
-        console.print(Syntax((loop.dir / best["path"] / "reward.py").read_text(), "python", line_numbers=True))
+        console.print(Syntax(best.source, "python", line_numbers=True))
     while True:
         choice = typer.prompt("[c]ontinue, [f]eedback, [e]dit best in $EDITOR, [p]refer a candidate, [s]top", default="c").strip().lower()[:1]
         if choice == "c":
@@ -360,48 +359,37 @@ def _interactive_hook(loop: Any, iteration: int) -> dict[str, Any]:
             return {"action": "feedback", "text": typer.prompt("feedback for the designer")}
         if choice == "p":
             rel = typer.prompt("candidate (e.g. iter0/cand1)")
-            if (loop.dir / rel / "metrics.json").exists():
+            if any(x.rel == rel and x.trained for x in loop.run_dir.candidates()):
                 return {"action": "prefer", "candidate": rel}
             console.print(f"no trained candidate {rel}")
         if choice == "e" and best:
             import click
 
-            text = click.edit((loop.dir / best["path"] / "reward.py").read_text(), extension=".py")
+            text = click.edit(best.source, extension=".py")
             if text:
                 return {"action": "edit", "source": text}
             console.print("no change made")
 
 
-def _candidates_table(run_dir: Path) -> None:
-    from autoreward.rundir import read_json
-
+def _candidates_table(run: Any) -> None:
+    """One row per candidate of ``run`` (a ``rundir.Run``): critic, repairs, fitness, flags."""
     table = Table("critic", "repairs", "untrained", "fitness", "success", "flags / error")
     table.columns[-1].overflow = "fold"
     table.columns.insert(0, Table("candidate").columns[0])
     table.columns[0].no_wrap = True
-    for cand in sorted({p.parent for p in run_dir.glob("*/reward.py")} | {p.parent for p in run_dir.glob("iter*/*/reward.py")}):
-        if (cand / "candidate.json").exists():
-            s = read_json(cand / "candidate.json")
-        elif (cand / "critic.json").exists():  # `check` / `eval` runs: one candidate, no repairs
-            v = read_json(cand / "critic.json")
-            s = {"accepted": v["accepted"], "repairs": 0, "error": v.get("message", "")}
-        else:
-            continue
-        m = read_json(cand / "metrics.json") if (cand / "metrics.json").exists() else {}
-        a = read_json(cand / "analysis.json") if (cand / "analysis.json").exists() else {}
-        flags = "; ".join(a.get("numbers", {}).get("flags", []))
-        if (cand / "duplicate.json").exists():
+    for cand in run.candidates():
+        m = cand.metrics if cand.ok else None
+        flags = "; ".join((cand.analysis or {}).get("numbers", {}).get("flags", []))
+        if cand.duplicate:
             flags = "duplicate, not trained"
-        if m and not m.get("ok"):
-            flags = m.get("error", "")[:80]
-        elif not s["accepted"]:
-            flags = s.get("error", "")[:80]
-        if s.get("review_objection"):
-            flags = (flags + "; " if flags else "") + "reviewer objected: " + s["review_objection"][:80]
+        if cand.error:
+            flags = cand.error[:80]
+        if cand.status.get("review_objection"):
+            flags = (flags + "; " if flags else "") + "reviewer objected: " + cand.status["review_objection"][:80]
         table.add_row(
-            str(cand.relative_to(run_dir)), "accepted" if s["accepted"] else "rejected", str(s["repairs"]),
-            f"{m['untrained']['fitness_mean']:.3g}" if m.get("ok") else "", f"{m['fitness']:.3g}" if m.get("ok") else "",
-            f"{m['success_rate']:.2f}" if m.get("ok") else "", flags,
+            cand.rel, "accepted" if cand.accepted else "rejected", str(cand.status.get("repairs", 0)),
+            f"{m['untrained']['fitness_mean']:.3g}" if m else "", f"{m['fitness']:.3g}" if m else "",
+            f"{m['success_rate']:.2f}" if m else "", flags,
         )
     console.print(table)
 
@@ -410,14 +398,11 @@ def _candidates_table(run_dir: Path) -> None:
 def resume(run_dir: Path = typer.Argument(..., help="A run directory under runs/.")) -> None:
     """Continue a run killed at any point, without re-asking the LLM or retraining."""
     from autoreward.loop import RunConfig
-    from autoreward.rundir import open_run_dir, read_json
+    from autoreward.rundir import Run
 
-    d = open_run_dir(run_dir)
-    info = read_json(d / "run.json")
-    if info.get("config", {}).get("command") != "run":
-        raise ConfigError(f"{d} was made by `autoreward {info.get('config', {}).get('command')}`, not `run`; nothing to resume")
-    cfg = RunConfig(**info["config"]["config"])
-    _run_loop(d, cfg, bool(info["config"].get("interactive")))
+    run = Run.load(run_dir)
+    run.require_loop("resume")
+    _run_loop(run.path, RunConfig(**run.config), bool(run.info.get("interactive")))
 
 
 @app.command()
@@ -431,24 +416,17 @@ def refine(
     """Continue a finished run with feedback, an edited reward, or a preferred candidate."""
     from autoreward.loop import Loop, RunConfig
     from autoreward.program import RewardProgram
-    from autoreward.rundir import open_run_dir, read_json, write_json
+    from autoreward.rundir import Run
 
     if not (feedback or edit or prefer):
         raise ConfigError("refine needs --feedback, --edit or --prefer")
-    d = open_run_dir(run_dir)
-    info = read_json(d / "run.json")
-    cfg = RunConfig(**info["config"]["config"])
+    run = Run.load(run_dir)
+    run.require_loop("refine")
     source = RewardProgram.from_file(edit).source if edit else None
-    state_path = d / "state.json"
-    state = read_json(state_path) if state_path.exists() else {}
-    cfg.iterations = int(state.get("iteration", 0)) + iterations
-    state["stopped"] = ""
-    write_json(state_path, state)
-    info["config"]["config"] = cfg.model_dump()
-    write_json(d / "run.json", info)
-    loop = Loop(d, cfg, console)
+    loop = Loop(run.path, RunConfig(**run.config), console)
     if prefer:
         loop.apply({"action": "prefer", "candidate": prefer})
+    loop.extend(iterations)
     if feedback:
         loop.apply({"action": "feedback", "text": feedback})
     if source:
@@ -461,31 +439,27 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory under runs/."
     """The best reward with syntax highlighting, its verdict, analysis and every candidate."""
     from rich.syntax import Syntax
 
-    from autoreward.rundir import open_run_dir, read_json
+    from autoreward.rundir import Run
 
-    d = open_run_dir(run_dir)
-    info = read_json(d / "run.json")
-    cfg = info.get("config", {}).get("config", {})
-    console.print(f"[bold]{d.name}[/]: {cfg.get('task', '')} on {cfg.get('env', '')}")
-    if (d / "fitness.json").exists():
-        f = read_json(d / "fitness.json")
-        console.print(f"fitness (proposed, editable in {d / 'fitness.json'}): {f['fitness']}  success ≥ {f['success']}")
-    _candidates_table(d)
-    found = [*d.glob("iter*/*/metrics.json"), *d.glob("candidate/metrics.json")]
-    ok = [(read_json(m)["fitness"], m.parent) for m in found if read_json(m).get("ok")]
-    if not ok:
+    run = Run.load(run_dir)
+    console.print(f"[bold]{run.path.name}[/]: {run.config.get('task', '')} on {run.config.get('env', '')}")
+    proposal = run.fitness_proposal
+    if proposal:
+        console.print(f"fitness (proposed, editable in {run.path / 'fitness.json'}): {proposal['fitness']}  success ≥ {proposal['success']}", markup=False)
+    _candidates_table(run)
+    best = run.best()
+    if best is None:
         console.print("no trained candidate yet")
         return
-    fit, best = max(ok, key=lambda x: x[0])
-    console.print(f"\n[bold]best: {best.relative_to(d)}[/] (fitness {fit:.4g}) — {best / 'reward.py'}")
-    console.print(Syntax((best / "reward.py").read_text(), "python", line_numbers=True))
-    v = read_json(best / "critic.json")
-    console.print(f"critic: {v['message']}" + (f"; warnings: {'; '.join(v['warnings'])}" if v.get("warnings") else ""))
-    if (best / "review.json").exists():
-        r = read_json(best / "review.json")
-        console.print(f"review: {'accept' if r['accept'] else 'reject' if r['accept'] is False else 'no verdict'} — {r['reason']}")
-    if (best / "analysis.md").exists():
-        console.print((best / "analysis.md").read_text(), markup=False, highlight=False)
+    console.print(f"\n[bold]best: {best.rel}[/] (fitness {best.fitness:.4g}) — {best.dir / 'reward.py'}")
+    console.print(Syntax(best.source, "python", line_numbers=True))
+    v = best.verdict or {}
+    console.print(f"critic: {v.get('message', '')}" + (f"; warnings: {'; '.join(v['warnings'])}" if v.get("warnings") else ""), markup=False)
+    if best.review:
+        r = best.review
+        console.print(f"review: {'accept' if r['accept'] else 'reject' if r['accept'] is False else 'no verdict'} — {r['reason']}", markup=False)
+    if (best.dir / "analysis.md").exists():
+        console.print((best.dir / "analysis.md").read_text(), markup=False, highlight=False)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from autoreward.program import FUNCTION_NAME, RewardProgram, check_source
+from autoreward.program import FUNCTION_NAME, RewardProgram
 from autoreward.prompts_io import render
 
 FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
@@ -77,21 +77,18 @@ class Draft:
     source: str | None
     raw: str
     repairs: list[dict[str, str]] = field(default_factory=list)
-    error: str = ""
-
-    def program(self) -> RewardProgram:
-        assert self.source is not None
-        return RewardProgram(self.source, origin=f"sample {self.index}")
 
 
 class Designer:
     """Writes, repairs and refines reward programs through one LLM client."""
 
     def __init__(
-        self, client: Any, env_text: str, task: str, fitness_doc: str, temperature: float = 0.8, example: str = ""
+        self, client: Any, env_text: str, task: str, fitness_doc: str, example: str, temperature: float = 0.8
     ) -> None:
+        """``example``: the minimal reward the system prompt shows as the shape to follow (the
+        card's ``reward_example`` or the default for its action space, see :func:`default_example`)."""
         self.client = client
-        self.example = example or DEFAULT_EXAMPLE  # the card's reward_example: the shape to follow
+        self.example = example
         self.env_text = env_text
         self.task = task
         self.fitness_doc = fitness_doc
@@ -119,19 +116,16 @@ class Designer:
             msgs, var = self._messages("designer_refine.j2", feedback=feedback, **parent)
             template = "designer_refine.j2"
         outs = self.client.complete(msgs, n=k, temperature=self.temperature, seed=seed, template=template, variables=var)
-        drafts = [Draft(i, extract_code(c.text), c.text) for i, c in enumerate(outs)]
-        for d in drafts:
-            if d.source is None:
-                d.error = "the answer contained no Python code"
-        return drafts
+        return [Draft(i, extract_code(c.text), c.text) for i, c in enumerate(outs)]
 
-    def repair(self, draft: Draft, error: str, seed: int) -> Draft:
-        """Ask for a fix of ``draft`` given the critic's message; records the exchange.
+    def repair(self, draft: Draft, error: str, kind: str, seed: int) -> Draft:
+        """Ask for a fix of ``draft`` given the critic's message and failure ``kind`` (the
+        template adds kind-specific advice); records the exchange.
 
         Small models often answer a repair request by copying the code unchanged. When that
         happens we do not spend the next attempt on the same prompt: we ask for a fresh sample
         from the initial prompt, told what went wrong."""
-        msgs, var = self._messages("designer_repair.j2", code=draft.source or draft.raw, error=error)
+        msgs, var = self._messages("designer_repair.j2", code=draft.source or draft.raw, error=error, kind=kind)
         out = self.client.complete(msgs, n=1, temperature=0.7, seed=seed, template="designer_repair.j2", variables=var)[0]
         new = extract_code(out.text)
         draft.repairs.append({"error": error, "answer": out.text})
@@ -154,45 +148,14 @@ def _same_program(a: str | None, b: str | None) -> bool:
         return a.strip() == b.strip()
 
 
-#: the reward shape shown to the designer when the card has no ``reward_example``
-DEFAULT_EXAMPLE = """import numpy as np
+def default_example(action_space: Any) -> str:
+    """The reward shape shown to a designer when the card has no ``reward_example``: one for
+    continuous actions (an effort penalty) and one for discrete ones, where an effort term means
+    nothing (the 1.5B model copied it onto Crafter's discrete actions). Both are templates in
+    ``prompts/``, checked against the static policy by the tests."""
+    from gymnasium import spaces
 
-def compute_reward(prev, action, state, memory):
-    effort = -0.05 * float(np.sum(np.square(action)))
-    total = effort
-    return total, {"effort": effort}
-"""
-
-
-def _compute_reward_dump(source: str) -> str | None:
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return None
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == "compute_reward":
-            body = node.body[1:] if ast.get_docstring(node) else node.body
-            return ast.dump(ast.Module(body=body, type_ignores=[]), annotate_fields=False, include_attributes=False)
-    return None
-
-
-def example_copy_error(source: str | None, example: str) -> str:
-    """Small models hand back the prompt's example unchanged (seen with the 1.5B model on
-    Crafter); it passes every check yet rewards nothing about the task, so it is sent back."""
-    if not source:
-        return ""
-    mine = _compute_reward_dump(source)
-    if mine is not None and mine == _compute_reward_dump(example):
-        return ("compute_reward is the example from the instructions, unchanged: it rewards nothing the task asks for. "
-                "Keep its shape and add components that reward the task")
-    return ""
-
-
-def static_error(source: str | None) -> str:
-    """The static policy's findings as one message ('' if none), for the repair prompt."""
-    if source is None:
-        return "the answer contained no Python code"
-    return "; ".join(str(f) for f in check_source(source))
+    return render("reward_example_continuous.j2" if isinstance(action_space, spaces.Box) else "reward_example_discrete.j2")
 
 
 def dedup(programs: list[RewardProgram], earlier: list[RewardProgram] = ()) -> tuple[list[RewardProgram], list[int]]:  # type: ignore[assignment]
@@ -216,18 +179,6 @@ def dedup(programs: list[RewardProgram], earlier: list[RewardProgram] = ()) -> t
             seen.add(key)
             kept.append(p)
     return kept, dropped
-
-
-def parse_review(text: str) -> tuple[bool | None, str]:
-    """(accept?, reason) from a critic review answer; None when the answer has no verdict."""
-    m = re.search(r"VERDICT\s*:\s*\**\s*(ACCEPT|REJECT)", text, re.I)
-    if not m:  # small models often drop the label: "REJECT\nREASON: ..." or "**ACCEPT**"
-        m = re.search(r"^[\s*#>-]*(ACCEPT|REJECT)\b", text, re.M) or re.search(r"\b(ACCEPT|REJECT)\b", text)
-    reason = re.search(r"REASON\s*:\s*(.+)", text, re.I)
-    why = reason.group(1).strip() if reason else re.sub(r"^[\s*#>-]*(ACCEPT|REJECT)\b[\s*.:]*", "", text.strip())[:300]
-    if not m:
-        return None, why
-    return m.group(1).upper() == "ACCEPT", why
 
 
 def parse_fitness_proposal(text: str) -> tuple[str, float, str] | None:

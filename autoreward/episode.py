@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
-from autoreward.envcards import EnvCard, StateExtractor, state_class, termination_cause
+from autoreward.cards import EnvCard, StateExtractor, state_class, termination_cause
 
 
 @dataclass
@@ -174,6 +174,7 @@ def save_recording(path: Path, card: EnvCard, episodes: list[Episode]) -> None:
         cols["s_" + name] = np.concatenate([ep.series(name) for ep in episodes])
     cols["episode_len"] = np.array([ep.length for ep in episodes])
     cols["actions"] = np.concatenate([ep.actions.reshape(ep.length, -1) for ep in episodes])
+    cols["action_shape"] = np.array(episodes[0].actions.shape[1:], dtype=np.int64)  # () for discrete actions
     cols["env_rewards"] = np.concatenate([ep.env_rewards for ep in episodes])
     cols["terminated"] = np.array([ep.terminated for ep in episodes])
     cols["truncated"] = np.array([ep.truncated for ep in episodes])
@@ -192,6 +193,9 @@ def load_recording(path: Path, card: EnvCard) -> list[Episode]:
     for k, v in data.items():
         v.flags.writeable = False
     lens = data["episode_len"]
+    actions = data["actions"]
+    if "action_shape" in data:  # the env's own action shape: a discrete action is a scalar again
+        actions = actions.reshape((len(actions), *data["action_shape"].tolist()))
     episodes: list[Episode] = []
     s0 = a0 = 0
     conv = {f.name: f for f in card.state}
@@ -210,7 +214,7 @@ def load_recording(path: Path, card: EnvCard) -> list[Episode]:
         episodes.append(
             Episode(
                 states=states,
-                actions=data["actions"][a0 : a0 + n],
+                actions=actions[a0 : a0 + n],
                 env_rewards=data["env_rewards"][a0 : a0 + n],
                 terminated=bool(data["terminated"][i]),
                 truncated=bool(data["truncated"][i]),
@@ -222,9 +226,3 @@ def load_recording(path: Path, card: EnvCard) -> list[Episode]:
         a0 += n
     return episodes
 
-
-def iter_transitions(episodes: list[Episode]) -> Iterator[tuple[int, int, Any, Any, Any]]:
-    """(episode index, step, prev, action, state) over every transition of the episodes."""
-    for i, ep in enumerate(episodes):
-        for t in range(ep.length):
-            yield i, t, ep.states[t], ep.actions[t], ep.states[t + 1]

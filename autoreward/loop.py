@@ -12,6 +12,7 @@ without retraining finished candidates.
 
 from __future__ import annotations
 
+import textwrap
 import time
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -19,15 +20,18 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from rich.console import Console
 
+from rich.markup import escape
+
 from autoreward.analyzer import analyze
+from autoreward.cards import EnvCard, load_card, render_card
 from autoreward.critic import check_program, record_rollouts
-from autoreward.designer import Designer, Draft, dedup, example_copy_error, parse_fitness_proposal, parse_review, static_error
-from autoreward.envcards import EnvCard, load_card, render_card
+from autoreward.critic.review import review
+from autoreward.designer import Designer, Draft, dedup, default_example, parse_fitness_proposal
 from autoreward.errors import ConfigError
 from autoreward.program import RewardProgram
 from autoreward.prompts_io import render
-from autoreward.rundir import read_json, write_json, write_text
-from autoreward.train.trainer import TrainSpec, train_candidate
+from autoreward.rundir import Candidate, Run, read_json, write_json, write_text
+from autoreward.train.run import TrainSpec, train_candidate
 
 
 class RunConfig(BaseModel):
@@ -86,7 +90,16 @@ class Loop:
         self.make_kwargs = {**preset_kwargs, **config.env_kwargs}
         tag = f"{config.preset}_" if self.make_kwargs else ""
         self.recording = record_rollouts(self.card, self.dir / "recordings" / f"probe_{tag}seed{config.seed}.npz", seed=config.seed, make_kwargs=self.make_kwargs)
+        self.example = self.card.reward_example or self._default_example()
+        self.run_dir = Run(self.dir, "run", config.model_dump())
         self._t0 = time.monotonic()
+
+    def _default_example(self) -> str:
+        env = self.card.make_env(**self.make_kwargs)
+        try:
+            return default_example(env.action_space)
+        finally:
+            env.close()
 
     # ----- bookkeeping -------------------------------------------------------------------
 
@@ -113,7 +126,8 @@ class Loop:
         return ""
 
     def complete(self, *args: Any, **kw: Any) -> list[Any]:
-        """The LLM client's ``complete``, counting tokens and cost against the budgets."""
+        """The LLM client's ``complete``, counting tokens and cost against the budgets. Every LLM
+        call of a run goes through here: designer, reviewer, analyzer, fitness proposer."""
         outs = self.client.complete(*args, **kw)
         self._count(outs)
         return outs
@@ -140,49 +154,52 @@ class Loop:
                     break
             else:
                 raise ConfigError("the model did not propose a usable fitness function", "pass --preset, or --fitness EXPR --success X")
-            write_json(path, {"fitness": parsed[0], "success": parsed[1], "description": parsed[2], "proposed_by": self.client.model if hasattr(self.client, "model") else c.model})
-            self.console.print(f"[bold]proposed fitness[/] (edit {path} and resume to change it): {parsed[0]}  success ≥ {parsed[1]}  — {parsed[2]}")
+            write_json(path, {"fitness": parsed[0], "success": parsed[1], "description": parsed[2], "proposed_by": self.client.model})
+            self.console.print(f"[bold]proposed fitness[/] (edit {path} and resume to change it): {escape(parsed[0])}  success ≥ {parsed[1]}  — {escape(parsed[2])}")
         f = read_json(path)
         c.fitness, c.success, c.fitness_doc = f["fitness"], float(f["success"]), f.get("description", "")
 
     # ----- one candidate ----------------------------------------------------------------------
 
     def vet(self, designer: Designer, draft: Draft, cand: Path, seed: int) -> dict[str, Any]:
-        """Static check, sandbox check and LLM review with up to max_repairs repairs."""
+        """The critic's checks and the LLM review, with up to max_repairs repairs, each fed the
+        exact message and the failure's kind."""
         status_path = cand / "candidate.json"
         if status_path.exists():
             return read_json(status_path)
+        c = self.cfg
         history: list[dict[str, str]] = []
-        for attempt in range(self.cfg.max_repairs + 1):
-            error = static_error(draft.source) or example_copy_error(draft.source, designer.example)
-            if not error:
-                write_text(cand / "reward.py", draft.source or "")
-                verdict = check_program(RewardProgram(draft.source or ""), self.card, self.cfg.preset or "", cand, self.recording, fitness_expr=self.cfg.fitness)
-                error = "" if verdict.accepted else verdict.message
+        for attempt in range(c.max_repairs + 1):
             objection = ""
-            if not error and self.cfg.review != "off":
-                probe = next((c.details for c in verdict.checks if c.name == "probe" and "spearman" in c.details), None)
-                var = {"task": self.cfg.task, "env_text": render_card(self.card), "code": draft.source, "probe": probe}
-                msgs = [{"role": "user", "content": render("critic_review.j2", **var)}]
-                out = self.complete(msgs, n=1, temperature=0.0, seed=seed + 40 + attempt, template="critic_review.j2", variables=var, max_tokens=200)[0]
-                ok, reason = parse_review(out.text)
-                write_json(cand / "review.json", {"accept": ok, "reason": reason, "answer": out.text})
-                if ok is False and self.cfg.review == "veto":
-                    error = f"review: the reviewer says this code does not reward the task as written: {reason}"
-                elif ok is False:
-                    objection = reason
-            history.append({"attempt": str(attempt), "error": error})
+            if draft.source is None:
+                error, kind = "the answer contained no Python code", "no_code"
+            else:
+                write_text(cand / "reward.py", draft.source)
+                verdict = check_program(
+                    RewardProgram(draft.source), self.card, c.preset or "", cand, self.recording, fitness_expr=c.fitness, example=designer.example
+                )
+                error, kind = ("", "") if verdict.accepted else (verdict.message, verdict.failure_kind)
+                if kind == "fitness_error":  # not the reward's fault: never sent to the designer
+                    raise ConfigError(f"the fitness expression failed on the recorded rollouts: {verdict.message}", "edit fitness.json and resume, or pass --fitness")
+                if not error and c.review != "off":
+                    probe = verdict.check("probe")
+                    r = review(self.complete, c.task, render_card(self.card), draft.source,
+                               probe.details if probe and "spearman" in probe.details else None, seed=seed + 40 + attempt)
+                    write_json(cand / "review.json", {"accept": r.accept, "reason": r.reason, "answer": r.answer})
+                    if r.accept is False and c.review == "veto":
+                        error, kind = f"review: the reviewer says this code does not reward the task as written: {r.reason}", "review"
+                    elif r.accept is False:
+                        objection = r.reason
+            history.append({"attempt": str(attempt), "error": error, "kind": kind})
             if not error:
-                status = {"accepted": True, "repairs": attempt, "history": history}
+                status: dict[str, Any] = {"accepted": True, "repairs": attempt, "history": history}
                 if objection:
                     status["review_objection"] = objection
                 break
-            if attempt == self.cfg.max_repairs:
-                status = {"accepted": False, "repairs": attempt, "history": history, "error": error}
-                if draft.source:
-                    write_text(cand / "reward.py", draft.source)
+            if attempt == c.max_repairs:
+                status = {"accepted": False, "repairs": attempt, "history": history, "error": error, "kind": kind}
                 break
-            designer.repair(draft, error, seed=seed + attempt)
+            designer.repair(draft, error, kind, seed=seed + attempt)
         write_json(status_path, status)
         return status
 
@@ -203,52 +220,41 @@ class Loop:
 
     # ----- iterations -----------------------------------------------------------------------
 
-    def candidates(self) -> list[dict[str, Any]]:
-        """Every trained candidate so far, with its fitness (for selection and the report)."""
-        out = []
-        for m in sorted(self.dir.glob("iter*/*/metrics.json")):
-            metrics = read_json(m)
-            out.append({"path": str(m.parent.relative_to(self.dir)), "ok": metrics.get("ok", False), "fitness": metrics.get("fitness"), "solved": metrics.get("solved", False), "error": metrics.get("error", "")})
-        return out
-
-    def best(self) -> dict[str, Any] | None:
-        ok = [c for c in self.candidates() if c["ok"] and c["fitness"] is not None]
-        return max(ok, key=lambda c: c["fitness"]) if ok else None
+    def best(self) -> Candidate | None:
+        """The trained candidate with the highest task fitness so far, across iterations."""
+        return self.run_dir.best()
 
     def parent_info(self, rel: str) -> dict[str, Any]:
-        cand = self.dir / rel
-        m = read_json(cand / "metrics.json")
-        a = read_json(cand / "analysis.json") if (cand / "analysis.json").exists() else {}
+        cand = Candidate.read(self.dir, self.dir / rel)
+        assert cand is not None and cand.metrics is not None
+        m = cand.metrics
         return {
             "iteration": rel.split("/")[0].removeprefix("iter"),
-            "parent_code": (cand / "reward.py").read_text(),
+            "parent_code": cand.source,
             "fitness": m["fitness"],
             "untrained": m["untrained"]["fitness_mean"],
             "success": self.cfg.success,
             "components": {k: {"mean": v["mean"], "min": v["min"], "max": v["max"]} for k, v in m.get("components", {}).items()},
-            "analysis": a.get("summary", ""),
+            "analysis": (cand.analysis or {}).get("summary", ""),
             "failures": self.failures(),
-            "review_objection": read_json(cand / "candidate.json").get("review_objection", "") if (cand / "candidate.json").exists() else "",
+            "review_objection": cand.status.get("review_objection", ""),
         }
 
     def failures(self) -> list[str]:
         """Why candidates of the latest iteration failed (critic after all repairs, or training),
         so that every failure goes back to the Designer, not only into the run directory."""
         out = []
-        last = self.state["iteration"] - 1
-        for st in sorted(self.dir.glob(f"iter{last}/*/candidate.json")):
-            s = read_json(st)
-            m = read_json(st.parent / "metrics.json") if (st.parent / "metrics.json").exists() else {}
-            if not s["accepted"]:
-                out.append(f"{st.parent.name} was rejected: {s.get('error', '')[:600]}")
-            elif m and not m.get("ok"):
-                out.append(f"{st.parent.name} failed in training: {m.get('error', '')[:600]}")
+        for cand in self.run_dir.candidates(self.state["iteration"] - 1):
+            if not cand.accepted:
+                out.append(f"{cand.dir.name} was rejected: {cand.error[:600]}")
+            elif cand.trained and not cand.ok:
+                out.append(f"{cand.dir.name} failed in training: {cand.error[:600]}")
         return out
 
     def run_iteration(self, i: int) -> None:
         c = self.cfg
         it = self.dir / f"iter{i}"
-        designer = Designer(self, render_card(self.card), c.task, c.fitness_doc or c.fitness or "", example=self.card.reward_example)
+        designer = Designer(self, render_card(self.card), c.task, c.fitness_doc or c.fitness or "", example=self.example)
         seed = c.seed * 1000 + i * 100
         designs_path = it / "designs.json"
         if designs_path.exists():
@@ -268,11 +274,14 @@ class Loop:
             cand = it / f"cand{d.index}"
             status = self.vet(designer, d, cand, seed=seed + 10 * (d.index + 1))
             self.save_state()
-            mark = "[green]accepted[/]" if status["accepted"] else f"[red]rejected[/]: {status.get('error', '')[:200]}"
-            self.console.print(f"  cand{d.index}: {mark} after {status['repairs']} repair(s)")
+            n = status["repairs"]
             if status["accepted"]:
+                self.console.print(f"  cand{d.index}: [green]accepted[/] after {n} repair(s)")
                 accepted.append((cand, RewardProgram((cand / "reward.py").read_text())))
-        earlier = [RewardProgram((m.parent / "reward.py").read_text()) for m in self.dir.glob("iter*/*/metrics.json") if not m.parent.is_relative_to(it)]
+            else:
+                reason = textwrap.shorten(status.get("error", ""), 400, placeholder=" …")
+                self.console.print(f"  cand{d.index}: [red]rejected[/] after {n} repair(s): {escape(reason)}")
+        earlier = [RewardProgram(x.source) for x in self.run_dir.candidates() if x.trained and not x.dir.is_relative_to(it)]
         kept, dropped = dedup([p for _, p in accepted], earlier)
         for j in dropped:
             write_json(accepted[j][0] / "duplicate.json", {"duplicate": True})
@@ -284,11 +293,11 @@ class Loop:
             if m.get("ok"):
                 self.console.print(f"  {cand.name}: fitness {m['untrained']['fitness_mean']:.3g} -> {m['fitness']:.3g}")
             else:
-                self.console.print(f"  {cand.name}: [red]training failed[/]: {m.get('error', '')[:300]}")
-            analyze(cand, c.task, self.client if m.get("ok") else None, seed=seed + 90 + j)
+                self.console.print(f"  {cand.name}: [red]training failed[/]: {escape(textwrap.shorten(m.get('error', ''), 400, placeholder=' …'))}")
+            analyze(cand, c.task, self.complete if m.get("ok") else None, seed=seed + 90 + j)
             self.save_state()
         best = self.best()
-        write_json(it / "summary.json", {"best": best, "candidates": [x for x in self.candidates() if x["path"].startswith(f"iter{i}/")]})
+        write_json(it / "summary.json", {"best": best.summary() if best else None, "candidates": [x.summary() for x in self.run_dir.candidates(i) if x.trained]})
 
     def client_name(self) -> str:
         return self.cfg.model or "the default model"
@@ -300,17 +309,25 @@ class Loop:
             i = self.state["iteration"]
             self.run_iteration(i)
             best = self.best()
-            self.state["parent"] = best["path"] if best else self.state.get("parent")
+            self.state["parent"] = best.rel if best else self.state.get("parent")
             self.state["iteration"] = i + 1
             self.state["feedback"] = ""
-            if best and best["solved"]:
-                self.state["stopped"] = f"success threshold {self.cfg.success} reached by {best['path']}"
+            if best and best.summary()["solved"]:
+                self.state["stopped"] = f"success threshold {self.cfg.success} reached by {best.rel}"
             elif self.over_budget():
                 self.state["stopped"] = self.over_budget()
             self.save_state()
             if self.hook and not self.state.get("stopped") and self.state["iteration"] < self.cfg.iterations:
                 self.apply(self.hook(self, i))
         return self.result()
+
+    def extend(self, iterations: int) -> None:
+        """Allow ``iterations`` more iterations after the ones done (``refine``), and clear the
+        reason the run stopped; the raised cap is saved in run.json so resume honours it."""
+        self.cfg.iterations = int(self.state.get("iteration", 0)) + iterations
+        self.state["stopped"] = ""
+        self.save_state()
+        self.run_dir.save_config(self.cfg.model_dump())
 
     def apply(self, action: dict[str, Any]) -> None:
         """Human steering between iterations: feedback, an edit, a preferred parent, stop."""
@@ -323,9 +340,10 @@ class Loop:
             self.state.setdefault("edits", []).append({"iteration": self.state["iteration"], "source": action["source"]})
         elif kind == "prefer":
             rel = action["candidate"]
-            if not (self.dir / rel / "metrics.json").exists():
+            cand = Candidate.read(self.dir, self.dir / rel) if (self.dir / rel).is_dir() else None
+            if cand is None or not cand.trained:
                 raise ConfigError(f"candidate {rel} was not trained in this run", "see `autoreward show RUN` for candidates")
-            if not read_json(self.dir / rel / "metrics.json").get("ok"):
+            if not cand.ok:
                 raise ConfigError(f"candidate {rel} failed training and cannot be a parent")
             self.state["parent"] = rel
         self.save_state()
@@ -334,7 +352,7 @@ class Loop:
         """Critic acceptance before/after repair and seconds per design sample (for the note)."""
         from autoreward.llm import read_log
 
-        st = [read_json(p) for p in self.dir.glob("iter*/*/candidate.json")]
+        st = [c.status for c in self.run_dir.candidates()]
         design = [e for e in read_log(self.dir) if str(e.get("template", "")).startswith("designer_") and e.get("template") != "designer_repair.j2"]
         fresh = [e for e in design if not e.get("error") and not any(r.get("cached") for r in e.get("responses", []))]
         n = sum(len(e.get("responses", [])) for e in fresh)  # cache hits would flatter the figure
@@ -348,9 +366,8 @@ class Loop:
 
     def result(self) -> dict[str, Any]:
         best = self.best()
-        out = {"run_dir": str(self.dir), "best": best, "stopped": self.state.get("stopped", ""), "iterations_done": self.state["iteration"], "tokens": self.state["tokens"], "cost": self.state["cost"], **self.sample_stats()}
-        if best:
-            m = read_json(self.dir / best["path"] / "metrics.json")
-            out.update(best_reward=str(self.dir / best["path"] / "reward.py"), best_fitness=m["fitness"], untrained_fitness=m["untrained"]["fitness_mean"])
+        out = {"run_dir": str(self.dir), "best": best.summary() if best else None, "stopped": self.state.get("stopped", ""), "iterations_done": self.state["iteration"], "tokens": self.state["tokens"], "cost": self.state["cost"], **self.sample_stats()}
+        if best and best.metrics:
+            out.update(best_reward=str(best.dir / "reward.py"), best_fitness=best.fitness, untrained_fitness=best.metrics["untrained"]["fitness_mean"])
         write_json(self.dir / "result.json", out)
         return out

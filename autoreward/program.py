@@ -8,9 +8,12 @@ The interface every reward program implements::
         episode (empty at its start) for multi-step bookkeeping. Returns the total reward
         and its named components.'''
 
-The static policy (``check_source``) is the first gate; it is modelled on gymnasium's
-``env_checker``: small checks that return findings as data. Compilation happens only inside a
-sandboxed child (``sandbox.py``); this module never executes untrusted code on import.
+This module owns the whole contract: the static policy (``check_source``, modelled on
+gymnasium's ``env_checker``: small checks that return findings as data), compilation into a
+restricted namespace, validation of what a call returns, and :class:`RewardCaller`, the one
+way a compiled reward is called, shared by training, evaluation and the critic. Compilation and
+calls happen only inside a sandboxed child (``autoreward.sandbox``); this module never executes
+untrusted code on import.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ import ast
 import builtins
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from autoreward.errors import RewardProgramError
+from autoreward.sandbox.child import CallGuard
 
 FUNCTION_NAME = "compute_reward"
 PARAMS = ("prev", "action", "state", "memory")
@@ -95,8 +99,6 @@ class RewardProgram:
     """A reward program's source text and identity. Untrusted: never executed here."""
 
     source: str
-    origin: str = ""
-    notes: list[str] = field(default_factory=list)
 
     @property
     def sha(self) -> str:
@@ -112,7 +114,7 @@ class RewardProgram:
             raise RewardProgramError(f"reward file {p} does not exist") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise RewardProgramError(f"cannot read reward file {p}: {exc}") from None
-        return cls(source=text, origin=str(p))
+        return cls(source=text)
 
     def normalized_ast(self) -> str:
         """A canonical dump used to drop duplicates that differ only in comments or layout."""
@@ -331,3 +333,93 @@ def compile_expression(expr: str, names: tuple[str, ...]) -> Callable[..., Any]:
     ns = restricted_globals()
     exec(compile(tree, "<fitness>", "exec"), ns)  # noqa: S102
     return ns["_expr"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Calling a compiled reward (inside a sandboxed child)
+
+
+class RewardOutputError(ValueError):
+    """The reward function returned something that is not (finite float, {name: finite float})."""
+
+
+class RewardError(RuntimeError):
+    """A reward call failed during training or evaluation: the message says where (step, env,
+    episode), ``__cause__`` is what the program raised."""
+
+
+def _as_float(x: Any) -> Any:
+    if isinstance(x, np.ndarray) and x.size == 1:
+        x = x.reshape(()).item()
+    if isinstance(x, np.generic):
+        x = x.item()
+    return x
+
+
+def validate_output(out: Any) -> tuple[float, dict[str, float]]:
+    """Turn a reward function's return value into (total, components) or raise RewardOutputError
+    with a message saying exactly what was wrong."""
+    # fast path for the common, well-formed answer: this runs once per training step
+    if type(out) is tuple and len(out) == 2 and type(out[0]) is float and type(out[1]) is dict and math.isfinite(out[0]):
+        comps = out[1]
+        if all(type(k) is str and type(v) is float and math.isfinite(v) for k, v in comps.items()):
+            return out[0], comps
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise RewardOutputError(
+            f"compute_reward must return a pair (total, components_dict), got {type(out).__name__}"
+            + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "")
+        )
+    total, comps = _as_float(out[0]), out[1]
+    if isinstance(total, bool) or not isinstance(total, (int, float)):
+        raise RewardOutputError(f"the total reward must be a float, got {type(total).__name__}")
+    if not math.isfinite(total):
+        raise RewardOutputError(f"the total reward is {total}")
+    if not isinstance(comps, dict):
+        raise RewardOutputError(f"the components must be a dict of name -> float, got {type(comps).__name__}")
+    clean: dict[str, float] = {}
+    for k, v in comps.items():
+        v = _as_float(v)
+        if not isinstance(k, str):
+            raise RewardOutputError(f"component names must be strings, got {k!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise RewardOutputError(f"component {k!r} must be a float, got {type(v).__name__}")
+        if not math.isfinite(v):
+            raise RewardOutputError(f"component {k!r} is {v}")
+        clean[k] = float(v)
+    return float(total), clean
+
+
+def readonly_action(action: Any) -> np.ndarray:
+    """The action as the reward sees it: a numpy array it cannot write (discrete actions become
+    0-d arrays), so a reward cannot change what the env is about to receive or has received."""
+    if type(action) is np.ndarray and not action.flags.writeable:
+        return action  # rows of a batch the caller already copied and froze: no copy per step
+    a = np.array(action)
+    a.flags.writeable = False
+    return a
+
+
+class RewardCaller:
+    """The one way a compiled reward is called: read-only action, the per-call time guard,
+    output validation. Training, evaluation and the critic's dry run all go through it, so a
+    reward behaves the same wherever it is judged.
+
+    Exceptions are the caller's to place: :class:`~autoreward.sandbox.child.CallTimeout` when
+    the guard fires, :class:`RewardOutputError` for a malformed return value, and whatever the
+    program itself raised.
+    """
+
+    def __init__(self, fn: Callable[..., Any], guard: CallGuard | None = None) -> None:
+        self.fn = fn
+        self.guard = guard
+
+    @classmethod
+    def compile(cls, source: str, call_seconds: float | None = None) -> "RewardCaller":
+        """Compile ``source`` (static policy first) and guard each call with ``call_seconds``."""
+        return cls(compile_program(source), CallGuard(call_seconds) if call_seconds else None)
+
+    def __call__(self, prev: Any, action: Any, state: Any, memory: dict[str, Any]) -> tuple[float, dict[str, float]]:
+        a = readonly_action(action)
+        if self.guard is not None:
+            return validate_output(self.guard.call(self.fn, prev, a, state, memory))
+        return validate_output(self.fn(prev, a, state, memory))

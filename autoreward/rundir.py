@@ -5,12 +5,16 @@ every number in a report can be traced to a file::
 
     runs/<env>__<task>__<YYYYmmdd-HHMMSS>-<4 hex>/
         run.json            what was asked: command, config, package versions
+        state.json          a loop's progress: iteration, parent, feedback, tokens, cost
+        fitness.json        a proposed fitness for a free-form task (edit it, then resume)
         recordings/         rollouts the critic replays (trusted, recorded once)
-        <candidate>/        one directory per reward candidate
-            reward.py  critic.json  job.json  worker.log  progress.csv  metrics.json  policy.zip
+        iter<i>/cand<j>/    a loop's candidates; `check` and `eval` runs have one, candidate/
+            reward.py  candidate.json  critic.json  review.json  job.json  worker.log
+            progress.csv  metrics.json  analysis.json  analysis.md  policy.zip
 
 Names never collide (time plus random suffix) and a finished step is recognised by the file
-it wrote last, written atomically (tmp + rename).
+it wrote last, written atomically (tmp + rename). :class:`Run` and :class:`Candidate` are the
+typed readers every command uses.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import sys
 import tempfile
 import time
 from importlib import metadata
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -103,19 +108,147 @@ def versions() -> dict[str, str]:
     return out
 
 
-def record_run(path: Path, config: dict[str, Any]) -> None:
-    """Write ``run.json`` (command, config, versions) unless it exists (resume keeps the first)."""
+def record_run(path: Path, command: str, config: dict[str, Any], **extra: Any) -> None:
+    """Write ``run.json`` (command, config, argv, versions) unless it exists (resume keeps the
+    first)."""
     f = Path(path) / "run.json"
     if f.exists():
         return
-    write_json(f, {"command": sys.argv, "cwd": os.getcwd(), "config": config, "versions": versions(), "created": time.time()})
+    write_json(f, {"command": command, "config": config, **extra, "argv": sys.argv, "cwd": os.getcwd(), "versions": versions(), "created": time.time()})
 
 
-def open_run_dir(path: Path) -> Path:
-    """An existing run directory, or a one-line error saying what is wrong with the path."""
-    p = Path(path)
-    if not p.is_dir():
-        raise RunDirError(f"run directory {p} does not exist", "list runs with `ls runs/`")
-    if not (p / "run.json").exists():
-        raise RunDirError(f"{p} is not an autoreward run directory (no run.json)")
-    return p
+def _read_optional(path: Path) -> Any:
+    return read_json(path) if path.exists() else None
+
+
+@dataclass
+class Candidate:
+    """One reward candidate's directory, read: its critic status, training metrics, analysis."""
+
+    rel: str  # path inside the run directory, e.g. "iter0/cand1" or "candidate"
+    dir: Path
+    status: dict[str, Any]  # accepted, repairs, error, history, review_objection
+    metrics: dict[str, Any] | None = None
+    analysis: dict[str, Any] | None = None
+    review: dict[str, Any] | None = None
+    verdict: dict[str, Any] | None = None  # critic.json
+    duplicate: bool = False
+
+    @classmethod
+    def read(cls, run_dir: Path, cand: Path) -> "Candidate | None":
+        """The candidate in ``cand``, or None when the critic has not finished with it yet."""
+        verdict = _read_optional(cand / "critic.json")
+        if (cand / "candidate.json").exists():
+            status = read_json(cand / "candidate.json")
+        elif verdict is not None:  # `check` / `eval` runs: one candidate, no repairs
+            status = {"accepted": verdict["accepted"], "repairs": 0, "error": "" if verdict["accepted"] else verdict.get("message", "")}
+        else:
+            return None
+        return cls(
+            rel=cand.relative_to(run_dir).as_posix(), dir=cand, status=status,
+            metrics=_read_optional(cand / "metrics.json"), analysis=_read_optional(cand / "analysis.json"),
+            review=_read_optional(cand / "review.json"), verdict=verdict, duplicate=(cand / "duplicate.json").exists(),
+        )
+
+    @property
+    def accepted(self) -> bool:
+        return bool(self.status.get("accepted"))
+
+    @property
+    def trained(self) -> bool:
+        """Training finished, successfully or not (``metrics.json`` exists)."""
+        return self.metrics is not None
+
+    @property
+    def ok(self) -> bool:
+        """Trained successfully, with a fitness."""
+        return bool(self.metrics and self.metrics.get("ok") and self.metrics.get("fitness") is not None)
+
+    @property
+    def fitness(self) -> float | None:
+        return float(self.metrics["fitness"]) if self.ok and self.metrics else None
+
+    @property
+    def error(self) -> str:
+        """Why it failed: training's error, else the critic's; '' when it did not fail."""
+        if self.metrics is not None and not self.metrics.get("ok"):
+            return str(self.metrics.get("error", "training failed"))
+        return "" if self.accepted else str(self.status.get("error", ""))
+
+    @property
+    def source(self) -> str:
+        return (self.dir / "reward.py").read_text()
+
+    def summary(self) -> dict[str, Any]:
+        """The plain-data line written into ``summary.json`` and ``result.json``."""
+        m = self.metrics or {}
+        return {"path": self.rel, "ok": self.ok, "fitness": self.fitness, "solved": bool(m.get("solved", False)), "error": self.error}
+
+
+@dataclass
+class Run:
+    """A run directory, read: what made it (``kind``: run, check or eval), its config, its
+    candidates and the best of them."""
+
+    path: Path
+    kind: str
+    config: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path | str) -> "Run":
+        """An existing run directory, or a one-line error saying what is wrong with the path."""
+        p = Path(path)
+        if not p.is_dir():
+            raise RunDirError(f"run directory {p} does not exist", "list runs with `ls runs/`")
+        if not (p / "run.json").exists():
+            raise RunDirError(f"{p} is not an autoreward run directory (no run.json)")
+        info = read_json(p / "run.json")
+        kind, config = info.get("command"), info.get("config")
+        if isinstance(kind, list) and isinstance(config, dict):  # the first layout: argv, then a nested config
+            info = {**info, "interactive": bool(config.get("interactive"))}
+            kind, config = config.get("command"), config.get("config", config)
+        if kind not in ("run", "check", "eval") or not isinstance(config, dict):
+            raise RunDirError(f"{p / 'run.json'} does not say which autoreward command made it", "it may be damaged; start a new run")
+        return cls(p, kind, config, info)
+
+    def require_loop(self, action: str) -> None:
+        """A one-line error when ``action`` (resume, refine) needs a loop run and this is not one."""
+        if self.kind != "run":
+            raise RunDirError(
+                f"{self.path} was made by `autoreward {self.kind}`, not `autoreward run`: there is no loop to {action}",
+                f"start one with `autoreward run \"TASK\" --env {self.config.get('env', 'ENV')}`",
+            )
+
+    def save_config(self, config: dict[str, Any]) -> None:
+        """Replace the recorded config (refine raises the iteration cap)."""
+        self.config = config
+        self.info = {**self.info, "command": self.kind, "config": config}
+        write_json(self.path / "run.json", self.info)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return _read_optional(self.path / "state.json") or {}
+
+    @property
+    def fitness_proposal(self) -> dict[str, Any] | None:
+        return _read_optional(self.path / "fitness.json")
+
+    def candidates(self, iteration: int | None = None) -> list[Candidate]:
+        """Every candidate the critic has finished with (of one iteration if given), in order."""
+        pattern = "iter*/cand*" if iteration is None else f"iter{iteration}/cand*"
+        dirs = [p for p in self.path.glob(pattern) if p.is_dir()]
+        if iteration is None and (self.path / "candidate").is_dir():
+            dirs.append(self.path / "candidate")
+        found = (Candidate.read(self.path, d) for d in sorted(dirs, key=_natural))
+        return [c for c in found if c is not None]
+
+    def best(self) -> Candidate | None:
+        """The trained candidate with the highest task fitness, across all iterations."""
+        ok = [c for c in self.candidates() if c.ok]
+        return max(ok, key=lambda c: c.fitness or 0.0) if ok else None
+
+
+def _natural(p: Path) -> list[Any]:
+    """Sort key that puts iter2 before iter10 and cand2 before cand10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.as_posix())]

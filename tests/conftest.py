@@ -11,7 +11,7 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 
 @pytest.fixture(scope="session")
 def cheetah():
-    from autoreward.envcards import load_card
+    from autoreward.cards import load_card
 
     return load_card("HalfCheetah-v5")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autoreward.envcards import StateExtractor, all_cards, load_card, render_card
+from autoreward.cards import StateExtractor, all_cards, load_card, render_card
 from autoreward.errors import CardError, UnknownEnvError, UnknownTaskError
 
 

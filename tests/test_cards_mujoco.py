@@ -15,7 +15,7 @@ import pytest
 gym = pytest.importorskip("gymnasium")
 pytest.importorskip("mujoco")
 
-from autoreward.envcards import (  # noqa: E402
+from autoreward.cards import (  # noqa: E402
     StateExtractor,
     builtin_cards_dir,
     load_card,

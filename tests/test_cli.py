@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from autoreward.envcards import load_card, render_card
+from autoreward.cards import load_card, render_card
 
 EXE = [sys.executable, "-m", "autoreward.cli"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from autoreward import crafter_bench as cb
+from autoreward.bench import crafter as cb
 
 def test_dense_rewards_come_from_the_examples():
     for preset in cb.PRESETS:

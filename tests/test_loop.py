@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autoreward.designer import DEFAULT_EXAMPLE, example_copy_error, extract_code, parse_fitness_proposal, parse_review
+from autoreward.critic.review import parse_review
+from autoreward.critic.static import example_copy_error
+from autoreward.designer import extract_code, parse_fitness_proposal
+from autoreward.prompts_io import render
+
+DEFAULT_EXAMPLE = render("reward_example_continuous.j2")  # the example HalfCheetah's designer is shown
 
 GOOD = (Path(__file__).parents[1] / "examples" / "halfcheetah_backwards.py").read_text()
 FLIPPED = GOOD.replace("backward = -state.x_velocity", "backward = state.x_velocity")
@@ -68,12 +73,10 @@ def test_the_prompt_example_handed_back_is_caught():
 
 
 def test_repair_prompt_explains_how_components_make_the_total():
-    from autoreward.prompts_io import render
-
     var = dict(env_text="E", task="T", fitness_doc="F", code="C")
     hint = "total = float(sum(components.values()))"
-    assert hint in render("designer_repair.j2", error="the components add up to -3.2 but the total is -2.7", **var)
-    assert hint not in render("designer_repair.j2", error="NameError: name 'x' is not defined", **var)
+    assert hint in render("designer_repair.j2", error="the components add up to -3.2 but the total is -2.7", kind="sum_mismatch", **var)
+    assert hint not in render("designer_repair.j2", error="NameError: name 'x' is not defined", kind="exception", **var)
 
 
 @pytest.mark.slow

@@ -26,3 +26,5 @@ def test_wheel_contains_cards_and_prompts(tmp_path):
     for tpl in (ROOT / "prompts").glob("*.j2"):
         assert f"autoreward/prompts/{tpl.name}" in names
     assert "autoreward/py.typed" in names
+    for module in (ROOT / "autoreward").rglob("*.py"):  # every subpackage is listed in pyproject.toml
+        assert module.relative_to(ROOT).as_posix() in names, module

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from autoreward.train.trainer import TrainSpec, train_candidate
+from autoreward.train.run import TrainSpec, train_candidate
 
 FAST = {"n_steps": 256, "batch_size": 64, "n_epochs": 1}
 

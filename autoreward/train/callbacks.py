@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from autoreward.worker import emit
+from autoreward.sandbox.child import emit
 
 
 class ComponentStatsCallback(BaseCallback):
@@ -73,12 +73,11 @@ class FitnessEvalCallback(BaseCallback):
     """Evaluates task fitness every ``every`` steps with the shared protocol; writes a CSV row
     (``progress.csv``) per evaluation so a killed run still leaves its curve."""
 
-    def __init__(self, every: int, evaluate: Callable[[], dict[str, Any]], csv_path: Path, stats: ComponentStatsCallback) -> None:
+    def __init__(self, every: int, evaluate: Callable[[], dict[str, Any]], csv_path: Path) -> None:
         super().__init__()
         self.every = every
         self.evaluate = evaluate
         self.csv_path = csv_path
-        self.stats = stats
         self.rows: list[dict[str, Any]] = []
         self._next = every
         self.t0 = time.time()

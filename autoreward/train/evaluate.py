@@ -12,10 +12,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from autoreward.critic import validate_output
-from autoreward.envcards import EnvCard, StateExtractor
+from autoreward.cards import EnvCard, StateExtractor
 from autoreward.episode import Episode, rollout
-from autoreward.train.wrappers import RewardError
+from autoreward.program import RewardCaller, RewardError
 
 EVAL_SEED = 10_000
 
@@ -27,36 +26,33 @@ def evaluate(
     act: Callable[[Any], Any],
     n_episodes: int = 5,
     seed: int = EVAL_SEED,
-    reward_fn: Callable[..., Any] | None = None,
-    call: Callable[..., Any] | None = None,
+    reward: RewardCaller | None = None,
     max_steps: int | None = None,
     keep_episodes: bool = False,
     make_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``n_episodes`` with ``act(obs) -> action``; fitness, success and the candidate's
-    own return per episode (``reward_fn`` given), plus the env's return and why each ended."""
+    own return per episode (``reward`` given), plus the env's return and why each ended."""
     env = card.make_env(**(make_kwargs or {}), **({"max_episode_steps": max_steps} if max_steps else {}))
     extractor = StateExtractor(card, env)
     limit = max_steps or card.training.max_episode_steps or 1000
     rows: list[dict[str, Any]] = []
     episodes: list[Episode] = []
-    invoke = call or (lambda f, *x: f(*x))
     try:
         for i in range(n_episodes):
             shaped: list[float] = []
             memory: dict[str, Any] = {}
 
             def on_step(prev: Any, a: Any, s: Any) -> None:
-                a_ro = np.array(a)
-                a_ro.flags.writeable = False
+                assert reward is not None
                 try:
-                    shaped.append(validate_output(invoke(reward_fn, prev, a_ro, s, memory))[0])
+                    shaped.append(reward(prev, a, s, memory)[0])
                 except Exception as exc:
                     raise RewardError(f"during evaluation (episode {i}, step {len(shaped) + 1})") from exc
 
             ep = rollout(
                 card, env, extractor, lambda t, obs: act(obs), seed=seed + i, max_steps=limit,
-                on_step=on_step if reward_fn is not None else None,
+                on_step=on_step if reward is not None else None,
             )
             f = float(fitness(ep))
             rows.append(
@@ -64,7 +60,7 @@ def evaluate(
                     "fitness": f,
                     "success": bool(f >= success),
                     "env_return": ep.env_return,
-                    "reward_return": float(np.sum(shaped)) if reward_fn is not None else None,
+                    "reward_return": float(np.sum(shaped)) if reward is not None else None,
                     "length": ep.length,
                     "cause": ep.cause,
                 }
@@ -83,7 +79,7 @@ def evaluate(
         "causes": dict(Counter(r["cause"] for r in rows)),
         "episodes": rows,
     }
-    if reward_fn is not None:
+    if reward is not None:
         out["reward_return_mean"] = float(np.mean([r["reward_return"] for r in rows]))
     if keep_episodes:
         out["_episodes"] = episodes

@@ -13,13 +13,14 @@ at the VecEnv level, where component statistics for all envs are gathered in one
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from autoreward.envcards import EnvCard, StateExtractor
+from autoreward.cards import EnvCard, StateExtractor
+from autoreward.program import RewardCaller, RewardError
 
 PREV, STATE = "autoreward_prev", "autoreward_state"
 
@@ -46,35 +47,21 @@ class StateWrapper(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-class RewardError(RuntimeError):
-    """The reward program failed during training; carries where and the program's traceback."""
-
-
 class RewardProgramVecWrapper(VecEnvWrapper):
     """Replaces each env's reward by ``compute_reward(prev, action, state, memory)``.
 
     The env's own reward stays visible as ``info['env_reward']`` and the components as
-    ``info['reward_components']``. ``memory`` is a fresh dict per env per episode. ``call`` is
-    the guarded caller (per-call time limit) from the worker.
+    ``info['reward_components']``. ``memory`` is a fresh dict per env per episode. ``reward`` is
+    the one guarded, validating caller (``program.RewardCaller``) that evaluation and the
+    critic use too.
     """
 
-    def __init__(
-        self,
-        venv: VecEnv,
-        reward_fn: Callable[..., Any],
-        call: Callable[..., Any] | None = None,
-        validate: Callable[[Any], tuple[float, dict[str, float]]] | None = None,
-    ) -> None:
+    def __init__(self, venv: VecEnv, reward: RewardCaller) -> None:
         super().__init__(venv)
-        self.reward_fn = reward_fn
-        self.call = call or (lambda fn, *a: fn(*a))
-        from autoreward.critic import validate_output
-
-        self.validate = validate or validate_output
+        self.reward = reward
         self.memory: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         self.actions: np.ndarray | None = None
         self.steps = 0
-        self.last_components: list[dict[str, float]] = [{} for _ in range(self.num_envs)]
 
     def reset(self) -> Any:
         self.memory = [{} for _ in range(self.num_envs)]
@@ -91,13 +78,11 @@ class RewardProgramVecWrapper(VecEnvWrapper):
         assert self.actions is not None
         for i, info in enumerate(infos):
             try:
-                out = self.call(self.reward_fn, info[PREV], self.actions[i], info[STATE], self.memory[i])
-                total, comps = self.validate(out)
+                total, comps = self.reward(info[PREV], self.actions[i], info[STATE], self.memory[i])
             except Exception as exc:
                 raise RewardError(f"at training step {self.steps + 1} (env {i})") from exc
             info["env_reward"] = float(rewards[i])
             info["reward_components"] = comps
-            self.last_components[i] = comps
             new[i] = total
             if dones[i]:
                 self.memory[i] = {}

@@ -1,7 +1,8 @@
 """Analyzer numbers for Crafter episodes: success, deaths and their causes, the Crafter score.
 
 Works on :class:`autoreward.episode.Episode` lists built from live rollouts or recordings of the
-``Crafter-v1`` card (state fields ``achievements``, ``dead``, ``death_cause``).
+``Crafter-v1`` card (state fields ``achievements``, ``dead``, ``death_cause``). Which achievement
+completes a task and which deaths fail it are the card's per-task ``analysis`` facts, not code.
 
 The Crafter score is the paper's (Hafner 2021, eq. 1): the success rate ``s_i`` in percent of
 each of the 22 achievements over all episodes, aggregated by a geometric mean,
@@ -14,19 +15,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from autoreward.crafter_env import ACHIEVEMENTS
-
-#: per-episode success of each preset, as the achievement that completes it (Auto MC-Reward
-#: measures success rate the same way: the goal item obtained within the episode)
-PRESET_ACHIEVEMENT = {
-    "collect_wood": "collect_wood",
-    "place_table": "place_table",
-    "eat_cow": "eat_cow",
-    "collect_stone": "collect_stone",
-    "explore_diamond": "collect_diamond",
-}
-DEATH_CAUSES = ("lava", "zombie", "arrow", "starvation", "thirst", "fatigue", "unknown")
-
+from autoreward.crafter.env import ACHIEVEMENTS
+from autoreward.prompts_io import render
 
 def unlocked_matrix(episodes: Sequence[Any]) -> np.ndarray:
     """[n_episodes, 22] 0/1: which achievements each episode unlocked."""
@@ -79,42 +69,42 @@ def death_cause(ep: Any) -> str | None:
     return cause if cause and cause != "none" else "unknown"
 
 
-def _success_fn(success: str | Callable[[Any], bool]) -> tuple[Callable[[Any], bool], str | None]:
+def _success_fn(
+    success: str | Callable[[Any], bool], failure_deaths: Sequence[str] = ()
+) -> tuple[Callable[[Any], bool], str | None]:
     if callable(success):
         return success, None
-    ach = PRESET_ACHIEVEMENT.get(success, success)
-    if ach not in ACHIEVEMENTS:
-        raise ValueError(f"unknown preset or achievement {success!r}")
-    i = ACHIEVEMENTS.index(ach)
+    if success not in ACHIEVEMENTS:
+        raise ValueError(f"unknown achievement {success!r}")
+    i = ACHIEVEMENTS.index(success)
 
     def ok(ep: Any) -> bool:
-        won = bool(np.asarray(ep.last.achievements)[i] > 0)
-        if ach == "collect_diamond":  # a lava death counts as failure in the diamond task
-            won = won and death_cause(ep) != "lava"
-        return won
+        return bool(np.asarray(ep.last.achievements)[i] > 0) and death_cause(ep) not in failure_deaths
 
-    return ok, ach
+    return ok, success
 
 
 def crafter_numbers(
     episodes: Sequence[Any],
     success: str | Callable[[Any], bool] = "collect_wood",
     fitness: Callable[[Any], float] | None = None,
+    failure_deaths: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The analyzer's numbers for Crafter episodes.
 
     Args:
         episodes: autoreward.episode.Episode objects of the Crafter-v1 card.
-        success: a preset name (see PRESET_ACHIEVEMENT), an achievement name, or a predicate
-            over one episode.
+        success: the achievement that completes the task, or a predicate over one episode.
         fitness: optional per-episode fitness (e.g. ``fitness_function(task.fitness)``).
+        failure_deaths: death causes that fail an episode even when the achievement was
+            unlocked (the diamond task: a lava death is failure).
 
     Returns a plain dict: n_episodes, success_rate, death_rate, death_causes (fraction of all
     episodes per cause), mean_steps_to_success (over successful episodes; None if none),
     mean_length, achievement_rates (percent), crafter_score (percent), mean_achievements and,
     with ``fitness``, mean_fitness and fitnesses.
     """
-    ok, ach = _success_fn(success)
+    ok, ach = _success_fn(success, failure_deaths)
     n = len(episodes)
     wins = [ok(ep) for ep in episodes]
     causes = [death_cause(ep) for ep in episodes]
@@ -152,26 +142,22 @@ def crafter_numbers(
 
 
 def format_numbers(numbers: dict[str, Any]) -> str:
-    """A few lines for a report or an LLM summary prompt."""
-    lines = [
-        f"episodes: {numbers['n_episodes']}, success ({numbers['success']}): "
-        f"{100 * numbers['success_rate']:.0f}%, deaths: {100 * numbers['death_rate']:.0f}%",
-    ]
-    if numbers["death_causes"]:
-        lines.append("death causes: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in numbers["death_causes"].items()))
-    if numbers["mean_steps_to_success"] is not None:
-        lines.append(f"mean steps to success: {numbers['mean_steps_to_success']:.0f}")
-    lines.append(f"mean episode length: {numbers['mean_length']:.0f}; Crafter score: {numbers['crafter_score']:.2f}%")
-    if "mean_fitness" in numbers:
-        lines.append(f"mean fitness: {numbers['mean_fitness']:.3f}")
-    return "\n".join(lines)
+    """A few lines for a report or an LLM summary prompt (``prompts/crafter_numbers.j2``)."""
+    return render("crafter_numbers.j2", n=numbers).strip()
 
 
-def analyze_episodes(episodes: Sequence[Any], task: str, fitness: Callable[[Any], float], success: float) -> dict[str, Any]:
+def analyze_episodes(
+    episodes: Sequence[Any],
+    fitness: Callable[[Any], float],
+    success: float,
+    achievement: str | None = None,
+    failure_deaths: Sequence[str] = (),
+) -> dict[str, Any]:
     """The env card's analyzer hook (``analyzer:`` in Crafter-v1.yaml), called by the trainer on
-    the final evaluation episodes: success by the preset's achievement where it has one, else
-    by fitness >= the success threshold. Adds ``text`` for reports and prompts."""
-    pred: str | Callable[[Any], bool] = task if task in PRESET_ACHIEVEMENT else (lambda ep: float(fitness(ep)) >= success)
-    out = crafter_numbers(episodes, pred, fitness)
+    the final evaluation episodes with the task's ``analysis`` facts: success by the task's
+    achievement where it names one, else by fitness >= the success threshold. Adds ``text``
+    for reports and prompts."""
+    pred: str | Callable[[Any], bool] = achievement or (lambda ep: float(fitness(ep)) >= success)
+    out = crafter_numbers(episodes, pred, fitness, failure_deaths)
     out["text"] = format_numbers(out)
     return out

@@ -42,6 +42,8 @@ from typing import Any
 
 from rich.console import Console
 
+from autoreward.bench.examples import EXAMPLES, example
+
 PRESETS = ("collect_wood", "place_table")
 DEFAULT_STEPS = 61_440  # 30 PPO rollouts of 2048 steps
 DEFAULT_SEEDS = 3
@@ -71,10 +73,8 @@ def _env_int(name: str, default: int, minimum: int = 1) -> int:
 
 def dense_reward_source(preset: str) -> tuple[str, Path]:
     """The hand-written dense reward of a preset (``examples/crafter/<preset>_reward.py``)."""
-    from autoreward.bench import EXAMPLES, _example
-
     name = f"crafter/{preset}_reward.py"
-    return _example(name), EXAMPLES / name
+    return example(name), EXAMPLES / name
 
 
 def _spread(values: list[float]) -> dict[str, Any]:
@@ -87,10 +87,10 @@ def _spread(values: list[float]) -> dict[str, Any]:
 
 def run(console: Console) -> dict[str, Any]:
     """Run the suite; returns plain data (top-level scalars are the headline numbers)."""
-    from autoreward.crafter_env import crafter_reset_time, crafter_throughput
-    from autoreward.envcards import load_card
+    from autoreward.cards import load_card
+    from autoreward.crafter.env import crafter_reset_time, crafter_throughput
     from autoreward.sandbox import Limits
-    from autoreward.train.trainer import TrainSpec, train_candidate
+    from autoreward.train.run import TrainSpec, train_candidate
 
     steps = _env_int("AUTOREWARD_BENCH_CRAFTER_STEPS", DEFAULT_STEPS, minimum=64)
     n_seeds = _env_int("AUTOREWARD_BENCH_CRAFTER_SEEDS", DEFAULT_SEEDS)

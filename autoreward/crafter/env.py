@@ -20,7 +20,7 @@ What this adds over ``crafter.Env`` (old gym API, pixels only):
 World generation uses ``opensimplex``, which is fast only when ``numba`` is installed (a reset
 costs about 50 ms instead of 0.74 s); numba is a dependency of autoreward for that reason.
 
-``python -m autoreward.crafter_env`` prints the throughput of both observation modes.
+``python -m autoreward.crafter.env`` prints the throughput of both observation modes.
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ STATE_MATERIALS = ("tree", "water", "stone", "coal", "iron", "diamond", "lava", 
 STATE_CREATURES = ("cow", "zombie", "skeleton", "arrow")
 #: distance reported when none is in view (the farthest visible cell is 4 + 3 = 7 steps away)
 NOT_VISIBLE = 10
-DAMAGE_CAUSES = ("none", "zombie", "arrow", "lava", "starvation", "thirst", "fatigue", "unknown")
 
 _VIEW = (9, 7)  # cells the agent sees: crafter's 9x9 view minus the 2 inventory rows
 _OFF = (_VIEW[0] // 2, _VIEW[1] // 2)
@@ -384,7 +383,7 @@ def register() -> None:
     if ENV_ID not in gym.registry:
         gym.register(
             id=ENV_ID,
-            entry_point="autoreward.crafter_env:CrafterEnv",
+            entry_point="autoreward.crafter.env:CrafterEnv",
             max_episode_steps=MAX_EPISODE_STEPS,
         )
 

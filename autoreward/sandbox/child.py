@@ -1,8 +1,9 @@
-"""The sandboxed child: ``python -m autoreward.worker JOB.json``.
+"""The child side of the sandbox: what a worker process does to itself and offers its jobs.
 
-It limits itself before touching generated code, runs one job (``check`` or ``train``) and
-writes ``result.json``. Everything a reward program does wrong becomes a precise error string
-in that result; nothing it does can take down the parent.
+Limits and isolation are applied by the worker before it reads any generated code
+(:func:`apply_limits`); jobs use :class:`CallGuard` to bound one reward call, :func:`emit` to
+send progress to the parent and :func:`short_traceback` to turn a reward's exception into a
+message the Designer can act on. Nothing here imports the rest of autoreward.
 """
 
 from __future__ import annotations
@@ -109,55 +110,3 @@ def short_traceback(exc: BaseException, limit: int = 6) -> str:
     lines = [f"  line {f.lineno}, in {f.name}" + (f": {f.line}" if f.line else "") for f in frames[-limit:]]
     head = f"{type(exc).__name__}: {exc}"
     return head + ("\n" + "\n".join(lines) if lines else "")
-
-
-def selftest() -> dict[str, Any]:
-    """What a job sees of its surroundings: environment names, cwd, limits, network reach."""
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", int(os.environ.get("AUTOREWARD_SELFTEST_PORT", "9"))), timeout=1).close()
-        reach = "connected"
-    except OSError as exc:
-        reach = f"refused: {exc}"
-    return {
-        "ok": True,
-        "env_names": sorted(os.environ),
-        "cwd": os.getcwd(),
-        "rlimit_cpu": resource.getrlimit(resource.RLIMIT_CPU)[0],
-        "rlimit_data": resource.getrlimit(resource.RLIMIT_DATA)[0],
-        "loopback": reach,
-    }
-
-
-def main(argv: list[str]) -> int:
-    job_path = Path(argv[1])
-    job = json.loads(job_path.read_text())
-    result_path = Path(job["result_path"])
-    info = apply_limits(job["limits"])
-    try:
-        if job["kind"] == "check":
-            from autoreward.critic import run_check_job
-
-            result = run_check_job(job["payload"], job["limits"])
-        elif job["kind"] == "train":
-            from autoreward.train.trainer import run_train_job
-
-            result = run_train_job(job["payload"], job["limits"])
-        elif job["kind"] == "selftest":
-            result = selftest()
-        else:
-            result = {"ok": False, "error": f"unknown job kind {job['kind']!r}"}
-    except MemoryError:
-        result = {"ok": False, "error": f"memory limit of {job['limits']['memory_mb']} MB exceeded (MemoryError)"}
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes data for the Designer
-        result = {"ok": False, "error": short_traceback(exc), "traceback": traceback.format_exc()}
-    result.update(info)
-    from autoreward.rundir import write_json
-
-    write_json(result_path, result)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

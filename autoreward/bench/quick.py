@@ -1,4 +1,4 @@
-"""Benchmarks (``autoreward bench``): speed and memory targets live here, not in timed tests.
+"""The ``quick`` benchmark suite: what a generated reward costs per training step.
 
 These machines are shared and noisy, so each figure is a ratio of two things measured in the
 same run, interleaved (A B A B) and compared by median.
@@ -10,36 +10,28 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rich.console import Console
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+from autoreward.bench.examples import example
 
 
-def _example(name: str) -> str:
-    """A hand-written reward from ``examples/`` (benchmarks run from a checkout)."""
-    path = EXAMPLES / name
-    if not path.exists():
-        raise RuntimeError(f"{path} is missing: run `autoreward bench` from a checkout of the repository")
-    return path.read_text()
-
-
-def quick(console: Console, steps: int = 6000, rounds: int = 3) -> dict[str, Any]:
+def run(console: Console, steps: int = 6000, rounds: int = 3) -> dict[str, Any]:
     """reward_overhead_ratio: PPO steps/s with a generated reward over steps/s with the env's own
     reward (one env, interleaved rounds, medians). Target >= 0.95.
 
     Measured twice: with the card's rl-zoo3 hyperparameters (how users train; the headline
     figure) and with a deliberately light PPO (5 epochs over 1024 steps, small default network),
     where the per-step cost of extracting the state and calling the reward weighs the most."""
+    from autoreward.cards import load_card
     from autoreward.critic import check_program, record_rollouts
-    from autoreward.envcards import load_card
     from autoreward.program import RewardProgram
-    from autoreward.train.trainer import TrainSpec, train_candidate
+    from autoreward.train.run import TrainSpec, train_candidate
 
     card = load_card("HalfCheetah-v5")
     task = card.task("run_backwards")
-    reward = _example("halfcheetah_backwards.py")
+    reward = example("halfcheetah_backwards.py")
     results: dict[str, Any] = {"suite": "quick", "env": card.id, "steps_per_job": steps, "rounds": rounds}
     with tempfile.TemporaryDirectory(prefix="autoreward-bench-") as tmp:
         root = Path(tmp)
@@ -49,7 +41,8 @@ def quick(console: Console, steps: int = 6000, rounds: int = 3) -> dict[str, Any
         t0 = time.perf_counter()
         verdict = check_program(RewardProgram(reward), card, "run_backwards", root / "check", rec)
         results["critic_check_s"] = round(time.perf_counter() - t0, 3)
-        dry = next(c for c in verdict.checks if c.name == "dry_run")
+        dry = verdict.check("dry_run")
+        assert dry is not None
         results["reward_call_us"] = dry.details.get("per_call_us")
         results["state_extract_us"] = round(_extract_cost(card), 2)
         for label, hp in (("", {}), ("_light_ppo", {"n_steps": 1024, "n_epochs": 5, "policy_kwargs": {}})):
@@ -76,7 +69,7 @@ def quick(console: Console, steps: int = 6000, rounds: int = 3) -> dict[str, Any
 
 def _extract_cost(card: Any, n: int = 5000) -> float:
     """Microseconds to build one state view (the per-step cost the reward adds before its call)."""
-    from autoreward.envcards import StateExtractor
+    from autoreward.cards import StateExtractor
 
     env = card.make_env()
     env.reset(seed=0)
@@ -86,15 +79,3 @@ def _extract_cost(card: Any, n: int = 5000) -> float:
         ex(None, {}, 0.0)
     env.close()
     return 1e6 * (time.perf_counter() - t0) / n
-
-
-def crafter(console: Console) -> dict[str, Any]:
-    """Dense-vs-sparse PPO on Crafter and Crafter env throughput (see ``crafter_bench.py``)."""
-    try:
-        from autoreward.crafter_bench import run as run_crafter
-    except ImportError as exc:  # pragma: no cover - until the Crafter suite lands
-        raise RuntimeError(f"the crafter suite is not available: {exc}") from exc
-    return run_crafter(console)
-
-
-SUITES: dict[str, Callable[[Console], dict[str, Any]]] = {"quick": quick, "crafter": crafter}

@@ -1,4 +1,4 @@
-"""Helpers that env-card expressions may call to read MuJoCo state by name.
+"""MuJoCo helpers that env-card expressions may call to read state by name.
 
 They are bound to one unwrapped env (names resolved to ids once and cached), so a card can
 say ``body_pos('torso')`` instead of hard-coding array offsets that differ between models.

@@ -1,7 +1,7 @@
-"""Running untrusted reward code in a limited child process.
+"""The parent side of the sandbox: start a limited child, watch it, read its result.
 
 The main process never imports or executes generated code. Every check and every training run
-happens in ``python -m autoreward.worker`` started by :func:`run_job` with:
+happens in ``python -m autoreward.sandbox.worker`` started by :func:`run_job` with:
 
 - an environment rebuilt from an allow-list (no ``*_API_KEY``, ``*_TOKEN``, ``*SECRET*``...),
   ``HOME`` and ``TMPDIR`` inside the job's directory, which is also the working directory;
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autoreward.errors import SandboxError
+from autoreward.sandbox import registry
 
 SECRET_RE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION)", re.I)
 ENV_ALLOW = (
@@ -56,9 +57,9 @@ class Limits:
         return cls(wall_seconds=120.0, cpu_seconds=240, memory_mb=2048, call_seconds=1.0)
 
     @classmethod
-    def for_training(cls, steps: int, algo: str = "ppo") -> "Limits":
-        rate = 40.0 if algo == "sac" else 150.0  # conservative steps/s on a busy 2-core box (Crafter, evals)
-        wall = 180.0 + steps / rate * 2
+    def for_training(cls, steps: int, steps_per_s: float) -> "Limits":
+        """Twice the time ``steps`` take at a conservative ``steps_per_s``, plus set-up time."""
+        wall = 180.0 + steps / steps_per_s * 2
         return cls(wall_seconds=wall, cpu_seconds=int(wall * 2) + 60, memory_mb=6144, call_seconds=2.0)
 
 
@@ -75,7 +76,7 @@ def scrubbed_env(workdir: Path) -> dict[str, str]:
     env.setdefault("NUMBA_CACHE_DIR", str(workdir / "tmp" / "numba"))
     env.setdefault("MUJOCO_GL", "egl" if env.get("CUDA_VISIBLE_DEVICES") else "disable")
     # keep the child able to import autoreward from a checkout without installation
-    pkg_root = str(Path(__file__).resolve().parent.parent)
+    pkg_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (pkg_root, env.get("PYTHONPATH", "")) if p)
     return env
 
@@ -90,9 +91,6 @@ class JobResult:
     returncode: int | None = None
     wall_seconds: float = 0.0
     log_path: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _signal_reason(rc: int, limits: Limits) -> str:
@@ -115,22 +113,23 @@ def run_job(
     limits: Limits,
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> JobResult:
-    """Run ``autoreward.worker`` job ``kind`` in ``workdir`` under ``limits``; never raises for
-    anything the child does (that is data for the Designer), only for our own set-up errors."""
+    """Run the registered job ``kind`` (see ``registry``) in a worker in ``workdir`` under
+    ``limits``; never raises for anything the child does (that is data for the Designer), only
+    for our own set-up errors."""
     workdir = Path(workdir).resolve()
     payload = {k: (str(Path(v).resolve()) if k.endswith(("_path", "_dir")) and v else v) for k, v in payload.items()}
     (workdir / "tmp").mkdir(parents=True, exist_ok=True)
     job_path, result_path = workdir / "job.json", workdir / "result.json"
     if result_path.exists():
         result_path.unlink()
-    job = {"kind": kind, "payload": payload, "limits": asdict(limits), "result_path": str(result_path)}
+    job = {"kind": kind, "module": registry.registered_module(kind), "payload": payload, "limits": asdict(limits), "result_path": str(result_path)}
     job_path.write_text(json.dumps(job, indent=1))
     log_path = workdir / "worker.log"
     t0 = time.monotonic()
     with open(log_path, "ab") as log:
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "autoreward.worker", str(job_path)],
+                [sys.executable, "-m", "autoreward.sandbox.worker", str(job_path)],
                 cwd=workdir,
                 env=scrubbed_env(workdir),
                 stdin=subprocess.DEVNULL,

@@ -1,0 +1,150 @@
+"""The env card schema: what one YAML card declares, validated by pydantic.
+
+A card lists the state fields a reward may read (name, shape, unit, meaning) with the Python
+expression that extracts each one (``state.py`` evaluates them), default training settings,
+and preset tasks with their fitness. Cards are trusted configuration, like a gymnasium
+registration: their expressions run in the trusted process; generated code never does.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from autoreward.errors import CardError, UnknownTaskError
+from autoreward.train.algos import ALGORITHMS
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class FieldSpec(BaseModel):
+    """One state field a reward can read: ``state.<name>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    expr: str = Field(description="Python expression over env, data, model, obs, info, helpers.")
+    doc: str = Field(description="What the field means, in words the LLM reads.")
+    shape: list[int] = Field(default_factory=list, description="[] for a scalar.")
+    unit: str = ""
+    dtype: Literal["float", "int", "bool", "str"] = "float"
+    constant: bool = Field(default=False, description="Read once per env (e.g. dt), not every step.")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError(f"field name {v!r} must be lower_snake_case")
+        return v
+
+
+class TaskSpec(BaseModel):
+    """A preset task: a description, a fitness over one episode and a success threshold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    description: str
+    fitness: str = Field(description="Expression over `ep` (an Episode) giving one float.")
+    fitness_doc: str = ""
+    unit: str = ""
+    success: float = Field(description="The task counts as solved when mean fitness >= this.")
+    env_objective: bool = Field(default=False, description="True for the env's own reward.")
+    make_kwargs: dict[str, Any] = Field(default_factory=dict, description="Env settings this task needs (e.g. a starting inventory).")
+    analysis: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Per-task facts for the card's analyzer hook (Crafter: the achievement that means success, "
+        "the deaths that mean failure); passed to it as keyword arguments.",
+    )
+
+
+class TrainingSpec(BaseModel):
+    """Default training settings; hyperparameters are data, taken from rl-zoo3 where it has them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algo: str = "ppo"
+    max_episode_steps: int | None = None
+    n_envs: int = 1
+    normalize_obs: bool = True
+    policy: str = "MlpPolicy"
+    hyperparams: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    source: str = ""
+
+    @field_validator("algo")
+    @classmethod
+    def _check_algo(cls, v: str) -> str:
+        if v not in ALGORITHMS:
+            raise ValueError(f"unknown algo {v!r}; use one of {', '.join(ALGORITHMS)}")
+        return v
+
+
+class EnvCard(BaseModel):
+    """Everything autoreward knows about one environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    gym_id: str = ""
+    make_kwargs: dict[str, Any] = Field(default_factory=dict)
+    imports: list[str] = Field(default_factory=list, description="Modules that register the env.")
+    summary: str
+    observation: str = ""
+    action: str = ""
+    notes: list[str] = Field(default_factory=list)
+    state: list[FieldSpec]
+    termination_causes: dict[str, str] = Field(
+        default_factory=dict,
+        description="name -> expression over the final `state`; first true one names the cause.",
+    )
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    analyzer: str = Field(
+        default="",
+        description="module:function(episodes, fitness, success, **task.analysis) -> dict of env-specific numbers "
+        "(a 'text' entry, if any, goes into the analyzer's prompt).",
+    )
+    reward_example: str = Field(
+        default="",
+        description="A minimal valid compute_reward for this env, shown to the designer as the shape to follow "
+        "(small models copy it); empty = the generic one for the env's action space (prompts/reward_example_*.py).",
+    )
+    tasks: dict[str, TaskSpec]
+    path: str = ""
+
+    def model_post_init(self, __context: Any) -> None:
+        if not self.gym_id:
+            self.gym_id = self.id
+        for name, task in self.tasks.items():
+            task.name = name
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.state]
+
+    def task(self, name: str) -> TaskSpec:
+        """The preset ``name``, or a one-line error listing the presets."""
+        if name not in self.tasks:
+            raise UnknownTaskError(
+                f"env {self.id} has no preset task {name!r}",
+                f"choose one of: {', '.join(self.tasks)}",
+            )
+        return self.tasks[name]
+
+    def make_env(self, render_mode: str | None = None, **overrides: Any) -> Any:
+        """Create the gymnasium env this card describes (importing registering modules first)."""
+        import gymnasium as gym
+
+        for mod in self.imports:
+            importlib.import_module(mod)
+        kwargs = {**self.make_kwargs, **overrides}
+        if render_mode:
+            kwargs["render_mode"] = render_mode
+        if self.training.max_episode_steps and "max_episode_steps" not in kwargs:
+            kwargs["max_episode_steps"] = self.training.max_episode_steps
+        try:
+            return gym.make(self.gym_id, **kwargs)
+        except gym.error.Error as exc:
+            raise CardError(f"card {self.id}: gymnasium cannot make {self.gym_id!r}: {exc}") from exc

@@ -1,0 +1,90 @@
+"""The Critic's checks that need no LLM, in order, stopping at the first failure.
+
+1. static policy and example copy (``static``), in the parent: it only parses;
+2. dry run (``dry_run``) over >= 1,000 recorded transitions from diverse rollouts;
+3. behaviour probe (``probe``): does the reward rank the rollouts as the task fitness does?
+
+:func:`check_program` runs the first in the parent and the other two in the sandboxed child,
+where :func:`run_check_job` only composes them. The verdict is saved as ``critic.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from autoreward.cards import EnvCard, load_card_file
+from autoreward.critic.dry_run import dry_run
+from autoreward.critic.probe import probe
+from autoreward.critic.static import check_static
+from autoreward.critic.verdict import CheckResult, Verdict
+from autoreward.episode import fitness_function, load_recording
+from autoreward.errors import RewardProgramError
+from autoreward.program import RewardCaller, RewardProgram
+from autoreward.rundir import write_json
+from autoreward.sandbox import Limits, run_job
+from autoreward.sandbox.child import short_traceback
+from autoreward.sandbox.registry import job
+
+
+def check_program(
+    program: RewardProgram,
+    card: EnvCard,
+    task_name: str,
+    workdir: Path,
+    recording: Path,
+    fitness_expr: str | None = None,
+    limits: Limits | None = None,
+    example: str = "",
+) -> Verdict:
+    """Run the checks in order and save the verdict to ``workdir/critic.json``.
+
+    ``example``: the reward example the designer was shown; a program that is that example
+    unchanged is rejected (small models hand it back)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    fitness = fitness_expr if fitness_expr is not None else card.task(task_name).fitness
+    static = check_static(program.source, example)
+    verdict = Verdict(False, [static], program.sha, card.id, task_name)
+    if static.passed:
+        payload = {
+            "source": program.source,
+            "card_path": card.path,
+            "recording": str(Path(recording).resolve()),
+            "fitness": fitness,
+        }
+        result = run_job("check", payload, workdir, limits or Limits.for_check())
+        verdict.network_isolated = result.result.get("network_isolated")
+        if result.result.get("checks"):
+            verdict.checks += [CheckResult(**c) for c in result.result["checks"]]
+        else:
+            verdict.checks.append(CheckResult("dry_run", False, result.error or "the check produced no result", kind="sandbox"))
+    verdict.accepted = all(c.passed for c in verdict.checks)
+    write_json(workdir / "critic.json", verdict.to_dict())
+    return verdict
+
+
+@job("check")
+def run_check_job(payload: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
+    """Child side: compile, dry run, probe. Returns {'ok', 'checks', 'error'}."""
+    card = load_card_file(Path(payload["card_path"]))
+    episodes = load_recording(Path(payload["recording"]), card)
+    checks: list[CheckResult] = []
+    try:
+        caller = RewardCaller.compile(payload["source"], float(limits["call_seconds"]))
+    except RewardProgramError as exc:
+        checks.append(CheckResult("static", False, exc.message, kind="static"))
+    except Exception as exc:  # module-level code failed while defining the program
+        checks.append(CheckResult("dry_run", False, f"the program failed while being defined: {short_traceback(exc)}", kind="definition"))
+    else:
+        dry, data = dry_run(caller, episodes, card.field_names)
+        checks.append(dry)
+        if dry.passed:
+            try:
+                fitness = fitness_function(payload["fitness"])
+            except RewardProgramError as exc:
+                checks.append(CheckResult("probe", False, exc.message, kind="fitness_error"))
+            else:
+                checks.append(probe(fitness, episodes, data))
+    failed = next((c for c in checks if not c.passed), None)
+    return {"ok": failed is None, "checks": [asdict(c) for c in checks], "error": f"{failed.name}: {failed.message}" if failed else ""}

@@ -1,0 +1,126 @@
+"""The dry run: call the reward on every recorded transition, in order, episode ends included.
+
+Each call must return a finite float and finite float components that add up to it; the reward
+must be deterministic on replay and not constant. Magnitudes and the time per call are
+reported. A plain function over recorded episodes and a :class:`RewardCaller`, so it runs in
+the sandboxed child in production and in-process in tests (on trusted programs).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from autoreward.critic.verdict import CheckResult, stats
+from autoreward.program import RewardCaller, RewardOutputError
+from autoreward.sandbox.child import CallTimeout, short_traceback
+
+REPLAY_EPISODES = 3  # replayed with fresh memory to check determinism
+
+
+@dataclass
+class DryRun:
+    """What the dry run measured, for the probe: per-episode totals and every component."""
+
+    totals: list[list[float]] = field(default_factory=list)
+    components: dict[str, list[float]] = field(default_factory=dict)
+    calls: int = 0
+
+
+def describe_state(s: Any) -> str:
+    """``name=value, ...`` of a state view, short enough for an error message."""
+    parts = []
+    for k, v in zip(s._fields, s):
+        if isinstance(v, np.ndarray):
+            v = np.array2string(v, precision=3, max_line_width=200, threshold=8)
+        elif isinstance(v, float):
+            v = f"{v:.4g}"
+        parts.append(f"{k}={v}")
+    return ", ".join(parts)[:800]
+
+
+def sum_mismatch(total: float, comps: dict[str, float]) -> str:
+    """'' when the components add up to the total (the interface's contract), else a message
+    that names the likely culprit: a component left out of the total, or a term not listed."""
+    if not comps:
+        return ""
+    s = sum(comps.values())
+    tol = 1e-6 * max(1.0, abs(total), abs(s))
+    if abs(s - total) <= tol:
+        return ""
+    left_out = [k for k, v in comps.items() if v != 0 and abs(s - v - total) <= tol]
+    hint = (
+        f"component {left_out[0]!r} seems to be missing from the total"
+        if left_out
+        else f"the total contains {total - s:+.4g} that is not in any component"
+    )
+    return f"the components add up to {s:.6g} but the total is {total:.6g}: {hint}. Make the total the sum of the components"
+
+
+def dry_run(caller: RewardCaller, episodes: Sequence[Any], field_names: Sequence[str] = ()) -> tuple[CheckResult, DryRun]:
+    """Run every transition of ``episodes`` through ``caller``; the first problem fails it."""
+    data = DryRun()
+    t_calls = 0.0
+
+    def fail(where: str, message: str, kind: str) -> tuple[CheckResult, DryRun]:
+        return CheckResult("dry_run", False, f"at {where}: {message}", {"transition": data.calls}, kind=kind), data
+
+    for ei, ep in enumerate(episodes):
+        memory: dict[str, Any] = {}
+        ep_totals: list[float] = []
+        for t in range(ep.length):
+            prev, action, state = ep.states[t], ep.actions[t], ep.states[t + 1]
+            where = f"transition {data.calls} (episode {ei}, step {t}{', the last of its episode' if t == ep.length - 1 else ''})"
+            t0 = time.perf_counter()
+            try:
+                total, comps = caller(prev, action, state, memory)
+            except CallTimeout as exc:
+                return fail(where, str(exc), "timeout")
+            except RewardOutputError as exc:
+                return fail(where, f"{exc}. state: {describe_state(state)}", "output")
+            except MemoryError:
+                return fail(where, "the memory limit was exceeded (MemoryError)", "memory")
+            except Exception as exc:  # noqa: BLE001 - report, don't crash
+                hint = ""
+                if isinstance(exc, AttributeError) and "'State'" in str(exc) and field_names:
+                    hint = f" The state has only these attributes: {', '.join(field_names)}."
+                return fail(where, f"{short_traceback(exc)}.{hint} prev: {describe_state(prev)}; state: {describe_state(state)}", "exception")
+            t_calls += time.perf_counter() - t0
+            mismatch = sum_mismatch(total, comps)
+            if mismatch:
+                return fail(where, mismatch, "sum_mismatch")
+            data.calls += 1
+            ep_totals.append(total)
+            for k, v in comps.items():
+                data.components.setdefault(k, []).append(v)
+        data.totals.append(ep_totals)
+
+    for ei, ep in enumerate(episodes[:REPLAY_EPISODES]):
+        memory = {}
+        for t in range(ep.length):
+            total, _ = caller(ep.states[t], ep.actions[t], ep.states[t + 1], memory)
+            if not math.isclose(total, data.totals[ei][t], rel_tol=1e-9, abs_tol=1e-12):
+                msg = (
+                    f"not deterministic: episode {ei} step {t} gave {data.totals[ei][t]!r} the first time and {total!r} "
+                    "on replay; use only prev, action, state and memory (no random numbers, no state kept outside memory)"
+                )
+                return CheckResult("dry_run", False, msg, kind="nondeterministic"), data
+
+    flat = np.array([x for ep in data.totals for x in ep])
+    if not flat.size:
+        return CheckResult("dry_run", False, "the recording has no transitions", kind="no_transitions"), data
+    if float(np.std(flat)) <= 1e-12 * max(1.0, float(np.abs(flat).max())):
+        msg = f"constant: it returned {flat[0]!r} for all {data.calls} transitions, so it cannot guide learning"
+        return CheckResult("dry_run", False, msg, kind="constant"), data
+    details = {
+        "transitions": data.calls,
+        "episodes": len(episodes),
+        "total": stats(flat),
+        "components": {k: stats(np.array(v)) for k, v in data.components.items()},
+        "per_call_us": round(1e6 * t_calls / max(data.calls, 1), 2),
+    }
+    return CheckResult("dry_run", True, f"{data.calls} transitions over {len(episodes)} episodes", details), data

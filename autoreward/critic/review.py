@@ -1,0 +1,45 @@
+"""The Critic's LLM review: "does this code reward the task as written?".
+
+The prompt is ``prompts/critic_review.j2``; the answer is parsed here. Whether a REJECT vetoes
+the program or is only recorded is the loop's choice (``--review veto|advise|off``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from autoreward.prompts_io import render
+
+
+@dataclass
+class Review:
+    """One review: accept (None when the answer held no verdict), the reason, the raw answer."""
+
+    accept: bool | None
+    reason: str
+    answer: str
+
+
+def parse_review(text: str) -> tuple[bool | None, str]:
+    """(accept?, reason) from a critic review answer; None when the answer has no verdict."""
+    m = re.search(r"VERDICT\s*:\s*\**\s*(ACCEPT|REJECT)", text, re.I)
+    if not m:  # small models often drop the label: "REJECT\nREASON: ..." or "**ACCEPT**"
+        m = re.search(r"^[\s*#>-]*(ACCEPT|REJECT)\b", text, re.M) or re.search(r"\b(ACCEPT|REJECT)\b", text)
+    reason = re.search(r"REASON\s*:\s*(.+)", text, re.I)
+    why = reason.group(1).strip() if reason else re.sub(r"^[\s*#>-]*(ACCEPT|REJECT)\b[\s*.:]*", "", text.strip())[:300]
+    if not m:
+        return None, why
+    return m.group(1).upper() == "ACCEPT", why
+
+
+def review(
+    complete: Callable[..., list[Any]], task: str, env_text: str, code: str, probe: dict[str, Any] | None, seed: int
+) -> Review:
+    """Ask the reviewer through ``complete`` (the loop's budget-counting client call)."""
+    var = {"task": task, "env_text": env_text, "code": code, "probe": probe}
+    msgs = [{"role": "user", "content": render("critic_review.j2", **var)}]
+    out = complete(msgs, n=1, temperature=0.0, seed=seed, template="critic_review.j2", variables=var, max_tokens=200)[0]
+    ok, reason = parse_review(out.text)
+    return Review(ok, reason, out.text)

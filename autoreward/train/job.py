@@ -1,0 +1,155 @@
+"""Training one reward candidate with stable-baselines3, top to bottom (CleanRL's readability).
+
+This is the child side (the sandboxed ``train`` job; ``run.py`` is the parent side). In order:
+compile the reward, build the wrapper stack, evaluate the untrained policy, train with periodic
+fitness evaluations, evaluate the final policy with the same protocol, and write
+``metrics.json``, ``progress.csv`` and ``policy.zip`` into the candidate directory. A reward
+that raises at step 50,000 fails this candidate only, with the step and the program's
+traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from autoreward.cards import load_card_file
+from autoreward.episode import fitness_function
+from autoreward.errors import RewardProgramError
+from autoreward.program import RewardCaller, RewardError
+from autoreward.rundir import write_json
+from autoreward.sandbox.child import short_traceback
+from autoreward.sandbox.registry import job
+from autoreward.train.algos import algorithm, hyperparams_for
+from autoreward.train.evaluate import EVAL_SEED, evaluate
+
+
+@job("train")
+def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
+    """Train inside the sandboxed worker. Returns the metrics dict (also written to disk)."""
+    import torch
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from autoreward.train.callbacks import ComponentStatsCallback, FitnessEvalCallback, ProgressCallback
+    from autoreward.train.wrappers import RewardProgramVecWrapper, StateWrapper
+
+    # 1. settings: the card's defaults under the spec's overrides
+    torch.set_num_threads(max(1, int(p.get("threads", 1))))
+    out_dir = Path(p["out_dir"])
+    card = load_card_file(Path(p["card_path"]))
+    algo = p.get("algo") or card.training.algo
+    steps, seed = int(p["steps"]), int(p.get("seed", 0))
+    n_envs = int(p.get("n_envs") or card.training.n_envs)
+    max_steps = p.get("max_episode_steps") or card.training.max_episode_steps
+    fitness, success = fitness_function(p["fitness"]), float(p["success"])
+    make_kwargs = dict(p.get("make_kwargs") or {})
+    policy = p.get("policy") or card.training.policy
+    metrics: dict[str, Any] = {
+        "ok": False, "env": card.id, "task": p["task"], "algo": algo, "steps": steps, "seed": seed, "n_envs": n_envs,
+        "reward": "program" if p.get("source") else "env",
+    }
+
+    def done(**extra: Any) -> dict[str, Any]:
+        metrics.update(extra)
+        write_json(out_dir / "metrics.json", metrics)
+        return metrics
+
+    # 2. the reward program (None: the env's own reward)
+    reward: RewardCaller | None = None
+    if p.get("source"):
+        try:
+            reward = RewardCaller.compile(p["source"], float(limits["call_seconds"]))
+        except RewardProgramError as exc:
+            return done(error=f"static: {exc.message}")
+
+    # 3. the env stack: Monitor records the env's own return before our reward replaces it
+    def make(i: int) -> Callable[[], Any]:
+        def _init() -> Any:
+            env = Monitor(card.make_env(**make_kwargs, **({"max_episode_steps": max_steps} if max_steps else {})))
+            if reward is not None:
+                env = StateWrapper(env, card)
+            env.reset(seed=seed + i)
+            return env
+
+        return _init
+
+    venv: Any = DummyVecEnv([make(i) for i in range(n_envs)])
+    if reward is not None:
+        venv = RewardProgramVecWrapper(venv, reward)
+    hp = hyperparams_for(card.training.hyperparams, algo, p.get("hyperparams") or {})
+    venv = VecNormalize(venv, norm_obs=card.training.normalize_obs, norm_reward=True, gamma=hp.get("gamma", 0.99))
+    venv.seed(seed)
+
+    # 4. the model
+    model = algorithm(algo).load()(policy, venv, seed=seed, device=p.get("device", "auto"), verbose=0, **hp)
+    metrics.update(
+        device=str(model.device), policy=policy, policy_class=type(model.policy).__name__, make_kwargs=make_kwargs,
+        hyperparams={k: (str(v) if k == "policy_kwargs" else v) for k, v in hp.items()},
+    )
+
+    # 5. the one evaluation protocol: deterministic actions, seeded episodes, our reward alongside
+    def act(obs: Any, deterministic: bool = True) -> Any:
+        o = venv.normalize_obs(obs) if card.training.normalize_obs else obs
+        return model.predict(o, deterministic=deterministic)[0]
+
+    def run_eval(keep: bool = False, deterministic: bool = True) -> dict[str, Any]:
+        return evaluate(
+            card, fitness, success, lambda o: act(o, deterministic), n_episodes=int(p.get("eval_episodes", 5)),
+            reward=reward, max_steps=max_steps, keep_episodes=keep, make_kwargs=make_kwargs,
+        )
+
+    # 6. train: untrained evaluation, learning with periodic evaluations, final evaluation
+    stats = ComponentStatsCallback(every=max(steps // 50, 100))
+    progress_csv = out_dir / "progress.csv"
+    progress_csv.unlink(missing_ok=True)
+    evalcb = FitnessEvalCallback(int(p.get("eval_every") or max(steps // 5, 1)), run_eval, progress_csv)
+    evalcb.init_callback(model)
+    try:
+        evalcb.record(0)
+        baseline_seconds = evalcb.eval_seconds
+        t0 = time.perf_counter()
+        model.learn(total_timesteps=steps, callback=[stats, evalcb, ProgressCallback(steps)])
+        train_seconds = time.perf_counter() - t0 - (evalcb.eval_seconds - baseline_seconds)
+        final = run_eval(keep=bool(card.analyzer))
+        if p.get("sampled_eval"):
+            torch.manual_seed(EVAL_SEED)  # the sampled actions are reproducible too
+            metrics["final_sampled"] = {k: v for k, v in run_eval(deterministic=False).items() if k != "episodes"}
+    except RewardError as exc:
+        return done(
+            error=f"the reward failed {exc}: {short_traceback(exc.__cause__ or exc)}",
+            failed_at_step=int(model.num_timesteps), progress=evalcb.rows, components=stats.summary(),
+        )
+
+    # 7. env-specific numbers from the card's analyzer hook, on the final evaluation episodes
+    episodes = final.pop("_episodes", None)
+    if card.analyzer and episodes:
+        mod, _, name = card.analyzer.partition(":")
+        task = card.tasks.get(p["task"])
+        hook = getattr(importlib.import_module(mod), name)
+        metrics["env_analysis"] = hook(episodes, fitness, success, **(task.analysis if task else {}))
+
+    # 8. results
+    if p.get("save_policy", True):
+        model.save(out_dir / "policy.zip")
+        venv.save(str(out_dir / "vecnormalize.pkl"))
+    return done(
+        ok=True,
+        train_seconds=round(train_seconds, 3),
+        eval_seconds=round(evalcb.eval_seconds, 3),
+        steps_per_second=round(steps / train_seconds, 1),
+        untrained=_summary(evalcb.rows[0]),
+        final={k: v for k, v in final.items() if k != "episodes"},
+        final_episodes=final["episodes"],
+        progress=evalcb.rows,
+        components=stats.summary(),
+        fitness=final["fitness_mean"],
+        success_rate=final["success_rate"],
+        solved=bool(final["fitness_mean"] >= success),
+    )
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {"fitness_mean": row["task/fitness"], "success_rate": row["task/success_rate"], "env_return_mean": row["eval/env_return"]}

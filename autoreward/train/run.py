@@ -1,0 +1,63 @@
+"""The parent side of training: a plain-data spec, and the call that runs it in the sandbox.
+
+A :class:`TrainSpec` holds only paths, strings and numbers, so it crosses process and machine
+boundaries unchanged; :func:`train_candidate` hands it to the sandboxed ``train`` job
+(``job.py``) and makes sure ``metrics.json`` exists afterwards, whatever happened in the child.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from autoreward.rundir import write_json
+from autoreward.sandbox import JobResult, Limits, run_job
+from autoreward.train import job as _job  # noqa: F401  (registers the "train" job)
+from autoreward.train.algos import algorithm
+
+
+@dataclass
+class TrainSpec:
+    """Everything a training job needs, as plain data (crosses process/machine boundaries)."""
+
+    card_path: str
+    task: str
+    fitness: str
+    success: float
+    source: str | None  # None: train on the env's own reward (baseline / benchmark)
+    steps: int = 50_000
+    algo: str = ""  # "" = the card's default
+    seed: int = 0
+    hyperparams: dict[str, Any] = field(default_factory=dict)  # overrides of the card's values
+    n_envs: int = 0  # 0 = the card's default
+    eval_every: int = 0  # 0 = steps // 5
+    eval_episodes: int = 5
+    max_episode_steps: int | None = None
+    device: str = "auto"
+    threads: int = 1
+    save_policy: bool = True
+    make_kwargs: dict[str, Any] = field(default_factory=dict)  # the task's env settings
+    policy: str = ""  # "" = the card's (e.g. CnnPolicy with Crafter's obs_mode=pixels)
+    #: also evaluate the final policy with sampled actions (seeded) and report it apart as
+    #: ``final_sampled``; for benchmarks only, never used to judge or select a candidate
+    sampled_eval: bool = False
+
+
+def train_candidate(
+    spec: TrainSpec,
+    out_dir: Path,
+    limits: Limits | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> JobResult:
+    """Run one training job in the sandbox; the result (ok or a precise error) is returned and
+    ``metrics.json`` is written either way."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if limits is None:
+        limits = Limits.for_training(spec.steps, algorithm(spec.algo or "ppo").budget_steps_per_s)
+    result = run_job("train", {**asdict(spec), "out_dir": str(out_dir)}, out_dir, limits, on_event)
+    if not (out_dir / "metrics.json").exists() or not result.ok:
+        metrics = dict(result.result)
+        metrics.update(ok=result.ok, error=result.error, wall_seconds=result.wall_seconds)
+        write_json(out_dir / "metrics.json", metrics)
+    return result
