@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from autoreward.program import FUNCTION_NAME, RewardProgram
@@ -76,23 +76,26 @@ class Draft:
     index: int
     source: str | None
     raw: str
-    repairs: list[dict[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Draft":
+        """A draft saved in ``designs.json`` (keys of older versions are ignored)."""
+        return cls(int(d["index"]), d.get("source"), str(d.get("raw", "")))
 
 
+@dataclass
 class Designer:
-    """Writes, repairs and refines reward programs through one LLM client."""
+    """Writes, repairs and refines reward programs through one LLM client (anything with the
+    client's ``complete``; the loop passes itself, so every call counts against the budgets)."""
 
-    def __init__(
-        self, client: Any, env_text: str, task: str, fitness_doc: str, example: str, temperature: float = 0.8
-    ) -> None:
-        """``example``: the minimal reward the system prompt shows as the shape to follow (the
-        card's ``reward_example`` or the default for its action space, see :func:`default_example`)."""
-        self.client = client
-        self.example = example
-        self.env_text = env_text
-        self.task = task
-        self.fitness_doc = fitness_doc
-        self.temperature = temperature
+    client: Any
+    env_text: str
+    task: str
+    fitness_doc: str
+    #: the minimal reward the system prompt shows as the shape to follow: the card's
+    #: ``reward_example`` or the default for its action space (:func:`default_example`)
+    example: str
+    temperature: float = 0.8
 
     def _messages(self, template: str, **variables: Any) -> tuple[list[dict[str, str]], dict[str, Any]]:
         variables = {"env_text": self.env_text, "task": self.task, "fitness_doc": self.fitness_doc, **variables}
@@ -120,7 +123,7 @@ class Designer:
 
     def repair(self, draft: Draft, error: str, kind: str, seed: int) -> Draft:
         """Ask for a fix of ``draft`` given the critic's message and failure ``kind`` (the
-        template adds kind-specific advice); records the exchange.
+        template adds kind-specific advice); every exchange is in the run's LLM log.
 
         Small models often answer a repair request by copying the code unchanged. When that
         happens we do not spend the next attempt on the same prompt: we ask for a fresh sample
@@ -128,11 +131,9 @@ class Designer:
         msgs, var = self._messages("designer_repair.j2", code=draft.source or draft.raw, error=error, kind=kind)
         out = self.client.complete(msgs, n=1, temperature=0.7, seed=seed, template="designer_repair.j2", variables=var)[0]
         new = extract_code(out.text)
-        draft.repairs.append({"error": error, "answer": out.text})
         if new is None or _same_program(new, draft.source):
             msgs, var = self._messages("designer_initial.j2", failures=[f"a previous version was rejected: {error}"])
             out = self.client.complete(msgs, n=1, temperature=0.9, seed=seed + 1000, template="designer_initial.j2", variables=var)[0]
-            draft.repairs.append({"error": "the repair repeated the rejected code; asked for a fresh sample", "answer": out.text})
             new = extract_code(out.text)
         if new is not None:
             draft.source = new

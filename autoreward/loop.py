@@ -258,7 +258,7 @@ class Loop:
         seed = c.seed * 1000 + i * 100
         designs_path = it / "designs.json"
         if designs_path.exists():
-            drafts = [Draft(**d) for d in read_json(designs_path)]
+            drafts = [Draft.from_dict(d) for d in read_json(designs_path)]
         else:
             parent = self.parent_info(self.state["parent"]) if self.state.get("parent") else None
             self.console.print(f"[bold]iteration {i}[/]: asking {self.client_name()} for {c.samples} reward programs...")

@@ -99,3 +99,19 @@ def test_reward_examples_are_valid_programs_over_their_own_state():
         system = Designer(None, "", "t", "f", example=card.reward_example)._messages("designer_initial.j2", failures=[])[0][0]["content"]
         assert card.reward_example.strip().splitlines()[-1].strip() in system
         assert "np.square(action)" not in system  # the generic continuous-action example is replaced
+
+
+def test_default_reward_examples_fit_their_action_space():
+    """Without a card example the designer copies the default for the env's action space: both
+    pass the static policy, and neither is the continuous effort term on a discrete action."""
+    from gymnasium import spaces
+
+    from autoreward.designer import default_example
+    from autoreward.program import RewardCaller, check_source
+
+    box, discrete = default_example(spaces.Box(-1, 1, (3,))), default_example(spaces.Discrete(5))
+    assert "np.square(action)" in box and "action" not in discrete.split("def compute_reward")[1].split(":", 1)[1]
+    for source, action in ((box, np.ones(3)), (discrete, np.int64(2))):
+        assert check_source(source) == []
+        total, comps = RewardCaller.compile(source)(None, action, None, {})
+        assert total == sum(comps.values()) and total < 0

@@ -116,6 +116,10 @@ def test_loop_repairs_dedups_trains_analyzes_and_refines(tmp_path):
     refine_prompt = next(e for e in log if e.get("template") == "designer_refine.j2")
     assert "backward = -state.x_velocity" in json.dumps(refine_prompt["messages"])  # the best code goes back
     assert "best fitness:" in r.stdout and "autoreward show" in r.stdout
+    # every LLM call counts against --max-tokens/--max-cost, the analyzer's included
+    assert "analyzer_summary.j2" in templates
+    state = json.loads((run / "state.json").read_text())
+    assert state["tokens"] == sum(e["prompt_tokens"] + e["completion_tokens"] for e in log) > 0
     s = cli("show", str(run), cwd=tmp_path)
     assert s.returncode == 0 and "def compute_reward" in s.stdout and "iter0/cand0" in s.stdout
 
@@ -129,8 +133,10 @@ def test_review_veto_and_free_form_fitness(tmp_path):
     f = json.loads((run / "fitness.json").read_text())
     assert f["fitness"].startswith("(ep.first.x_position") and f["success"] == 3.0
     st = json.loads((run / "iter0/cand0/candidate.json").read_text())
-    assert not st["accepted"] and st["repairs"] == 3 and "reviewer says" in st["error"]
+    assert not st["accepted"] and st["repairs"] == 3 and "reviewer says" in st["error"] and st["kind"] == "review"
     assert r.returncode == 1 and "no candidate was trained" in r.stdout
+    # the rejection is printed whole, after its repair count, not cut mid-sentence before it
+    assert "cand0: rejected after 3 repair(s): review: the reviewer says this code does not reward the task as written: it rewards running forwards." in r.stdout
 
     # advisory review: the objection is recorded and passed on, but does not veto
     r = cli("run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards", "--model", model, "--iterations", "1",
@@ -181,6 +187,21 @@ def test_resume_and_show_of_a_non_run_are_one_line_errors(tmp_path):
 
 
 @pytest.mark.slow
+def test_refine_and_resume_of_a_check_run_are_one_line_errors(tmp_path):
+    """`check` and `eval` make run directories too, but with no loop to continue."""
+    (tmp_path / "r.py").write_text(GOOD)
+    r = cli("check", "r.py", "--env", "HalfCheetah-v5", "--task", "run_backwards", "--out", "runs", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = next((tmp_path / "runs").iterdir())
+    for args in (["refine", str(run), "--feedback", "go faster"], ["resume", str(run)]):
+        r = cli(*args, cwd=tmp_path)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.startswith("error: ") and "was made by `autoreward check`" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    s = cli("show", str(run), cwd=tmp_path)
+    assert s.returncode == 0 and "candidate" in s.stdout and "accepted" in s.stdout and "no trained candidate yet" in s.stdout
+
+
+@pytest.mark.slow
 def test_interactive_mode_as_a_person_uses_it(tmp_path):
     """Drive the real terminal program: after iteration 0 give feedback in words, then the
     refine prompt of iteration 1 must carry it; then refine the finished run with --prefer."""
@@ -228,7 +249,7 @@ def test_interactive_edit_in_editor_and_token_cap(tmp_path):
     env = {**os.environ, "EDITOR": "sed -i 's/0.5 \\* max/0.3 * max/'"}
     args = ["-m", "autoreward.cli", "run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards",
             "--model", model, "--iterations", "3", "--samples", "1", "--no-review", *FAST, "--interactive",
-            "--max-tokens", "800", "--out", str(tmp_path / "runs")]
+            "--max-tokens", "1500", "--out", str(tmp_path / "runs")]
     child = pexpect.spawn(sys.executable, args, cwd=str(tmp_path), timeout=300, encoding="utf-8", env=env, dimensions=(50, 160))
     child.expect(r"\[c\]ontinue, \[f\]eedback")
     child.sendline("e")
@@ -239,4 +260,5 @@ def test_interactive_edit_in_editor_and_token_cap(tmp_path):
     edited = [p for p in run.glob("iter1/*/reward.py") if "0.3 * max" in p.read_text()]
     assert edited and json.loads((edited[0].parent / "metrics.json").read_text())["ok"]
     result = json.loads((run / "result.json").read_text())
-    assert result["stopped"].startswith("token budget of 800") and result["iterations_done"] == 2
+    # iteration 0 costs about 850 tokens with its analyzer summary, iteration 1 about 1,200 more
+    assert result["stopped"].startswith("token budget of 1500") and result["iterations_done"] == 2

@@ -88,9 +88,6 @@ def _spread(values: list[float]) -> dict[str, Any]:
 def run(console: Console) -> dict[str, Any]:
     """Run the suite; returns plain data (top-level scalars are the headline numbers)."""
     from autoreward.cards import load_card
-    from autoreward.crafter.env import crafter_reset_time, crafter_throughput
-    from autoreward.sandbox import Limits
-    from autoreward.train.run import TrainSpec, train_candidate
 
     steps = _env_int("AUTOREWARD_BENCH_CRAFTER_STEPS", DEFAULT_STEPS, minimum=64)
     n_seeds = _env_int("AUTOREWARD_BENCH_CRAFTER_SEEDS", DEFAULT_SEEDS)
@@ -120,31 +117,63 @@ def run(console: Console) -> dict[str, Any]:
         "success_definition": "final evaluation success rate: deterministic policy, evaluation worlds seeded 10000.., "
                               "episode succeeds when the preset's fitness >= its success threshold (the goal achievement)",
     }
+    # 1. env throughput, first, while nothing else of ours runs (one process, one core)
+    results.update(_throughput(console, tp_steps))
+    # 2. dense vs sparse PPO
+    jobs = [(p, kind, seed) for p in presets for seed in range(n_seeds) for kind in ("dense", "sparse")]
+    outcome = _train_jobs(console, card, jobs, {p: src[0] for p, src in sources.items()}, steps, episodes, max_steps, parallel)
+    failures = {f"{p}/{k}/seed{s}": r["error"] for (p, k, s), r in outcome.items() if not r["ok"]}
+    if failures:
+        results["failures"] = failures
+    # 3. per preset: success rates over seeds, learning curves, the dense/sparse ratio
+    floor = 1.0 / (2 * episodes)
+    per_preset = {p: _preset_summary(console, p, [outcome[(p, kind, s)] for kind in ("dense", "sparse") for s in range(n_seeds)], n_seeds, floor, results) for p in presets}
+    results["presets"] = per_preset
+    results["ratio_target"] = RATIO_TARGET
+    results["ratio_floor_note"] = (
+        f"ratio = dense mean success / max(sparse mean success, 1/(2*eval_episodes) = {floor:g}); "
+        "the floor avoids dividing by zero when sparse never succeeds, and understates the ratio then"
+    )
+    results["ratio_meets_target"] = bool(per_preset) and all(e["meets_target"] for e in per_preset.values())
+    results["wall_s"] = round(time.perf_counter() - t_start, 1)
+    return results
 
-    # 1. env throughput, first, while nothing else of ours runs (one process, one core); the
-    # machine may be shared, so each figure is the best of THROUGHPUT_REPEATS runs
+
+def _throughput(console: Console, tp_steps: int) -> dict[str, Any]:
+    """Crafter reset time and env steps/s, compact and pixel observations. The machine may be
+    shared, so each figure is the best of THROUGHPUT_REPEATS runs."""
+    from autoreward.crafter.env import crafter_reset_time, crafter_throughput
+
+    out: dict[str, Any] = {}
     with console.status("Crafter throughput: reset, compact and pixel observations"):
-        results["crafter_reset_s"] = round(crafter_reset_time(5), 4)
+        out["crafter_reset_s"] = round(crafter_reset_time(5), 4)
         runs: dict[str, list[float]] = {"compact": [], "compact_with_state": [], "pixels": []}
         for _ in range(THROUGHPUT_REPEATS):
             runs["compact"].append(crafter_throughput("compact", tp_steps))
             runs["compact_with_state"].append(crafter_throughput("compact", tp_steps, with_state=True))
             runs["pixels"].append(crafter_throughput("pixels", max(tp_steps // 2, 10)))
         for name, values in runs.items():
-            results[f"crafter_steps_per_s_{name}"] = round(max(values), 1)
-        results["crafter_throughput_runs"] = {k: [round(v, 1) for v in vs] for k, vs in runs.items()}
-    results["crafter_steps_per_s_compact_target"] = COMPACT_TARGET
-    results["crafter_compact_meets_target"] = results["crafter_steps_per_s_compact"] >= COMPACT_TARGET
+            out[f"crafter_steps_per_s_{name}"] = round(max(values), 1)
+        out["crafter_throughput_runs"] = {k: [round(v, 1) for v in vs] for k, vs in runs.items()}
+    out["crafter_steps_per_s_compact_target"] = COMPACT_TARGET
+    out["crafter_compact_meets_target"] = out["crafter_steps_per_s_compact"] >= COMPACT_TARGET
     console.print(
-        f"Crafter: reset {1000 * results['crafter_reset_s']:.0f} ms, compact {results['crafter_steps_per_s_compact']:.0f} "
-        f"steps/s (with reward state {results['crafter_steps_per_s_compact_with_state']:.0f}), "
-        f"pixels {results['crafter_steps_per_s_pixels']:.0f} steps/s"
+        f"Crafter: reset {1000 * out['crafter_reset_s']:.0f} ms, compact {out['crafter_steps_per_s_compact']:.0f} "
+        f"steps/s (with reward state {out['crafter_steps_per_s_compact_with_state']:.0f}), "
+        f"pixels {out['crafter_steps_per_s_pixels']:.0f} steps/s"
     )
+    return out
 
-    # 2. dense vs sparse PPO: dense and sparse of one seed side by side, so they share the load
-    jobs: list[tuple[str, str, int]] = [
-        (p, kind, seed) for p in presets for seed in range(n_seeds) for kind in ("dense", "sparse")
-    ]
+
+def _train_jobs(
+    console: Console, card: Any, jobs: list[tuple[str, str, int]], sources: dict[str, str],
+    steps: int, episodes: int, max_steps: int, parallel: int,
+) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Train every (preset, dense|sparse, seed) job, ``parallel`` at a time; dense and sparse of
+    one seed side by side, so they share the load. One row of results per job."""
+    from autoreward.sandbox import Limits
+    from autoreward.train.run import TrainSpec, train_candidate
+
     limits = Limits(wall_seconds=600.0 + steps / 25.0, cpu_seconds=int(1200 + steps / 12), memory_mb=6144, call_seconds=2.0)
     lock = threading.Lock()
     done: list[int] = [0]
@@ -158,29 +187,12 @@ def run(console: Console) -> dict[str, Any]:
             task = card.task(preset)
             spec = TrainSpec(
                 card_path=card.path, task=preset, fitness=task.fitness, success=task.success,
-                source=sources[preset][0] if kind == "dense" else None, steps=steps, seed=seed,
+                source=sources[preset] if kind == "dense" else None, steps=steps, seed=seed,
                 eval_every=max(steps // CURVE_POINTS, 1), eval_episodes=episodes, max_episode_steps=max_steps,
                 device="cpu", threads=1, save_policy=False, hyperparams=dict(HYPERPARAMS), sampled_eval=True,
             )
             res = train_candidate(spec, root / f"{preset}-{kind}-{seed}", limits)
-            m = res.result if res.ok else {}
-            row: dict[str, Any] = {"ok": bool(res.ok and m.get("ok")), "wall_s": round(res.wall_seconds, 1)}
-            if row["ok"]:
-                final = m["final"]
-                row.update(
-                    success_rate=float(final["success_rate"]),
-                    success_rate_sampled=float(m["final_sampled"]["success_rate"]),
-                    fitness_mean=float(final["fitness_mean"]),
-                    untrained_success_rate=float(m["untrained"]["success_rate"]),
-                    curve=[[int(r["step"]), float(r["task/success_rate"])] for r in m["progress"]],
-                    untrained_fitness_mean=float(m["untrained"]["fitness_mean"]),
-                    env_return_mean=float(final["env_return_mean"]),
-                    length_mean=float(final["length_mean"]),
-                    causes=final.get("causes", {}),
-                    steps_per_second=float(m["steps_per_second"]),
-                )
-            else:
-                row["error"] = res.error or m.get("error") or "unknown failure"
+            row = _job_row(res)
             with lock:
                 outcome[job] = row
                 done[0] += 1
@@ -192,70 +204,85 @@ def run(console: Console) -> dict[str, Any]:
         with console.status(f"PPO on Crafter: {len(jobs)} jobs of {steps} steps, {parallel} at a time"):
             with ThreadPoolExecutor(max_workers=parallel) as pool:
                 list(pool.map(one, jobs))
+    return outcome
 
-    failures = {f"{p}/{k}/seed{s}": r["error"] for (p, k, s), r in outcome.items() if not r["ok"]}
-    if failures:
-        results["failures"] = failures
-    floor = 1.0 / (2 * episodes)
-    per_preset: dict[str, Any] = {}
-    for preset in presets:
-        entry: dict[str, Any] = {}
-        for kind in ("dense", "sparse"):
-            rows = [outcome[(preset, kind, s)] for s in range(n_seeds)]
-            good = [r for r in rows if r["ok"]]
-            entry[kind] = {
-                "success_rate": _spread([r["success_rate"] for r in good]),
-                "success_rate_sampled": _spread([r["success_rate_sampled"] for r in good]),
-                "fitness": _spread([r["fitness_mean"] for r in good]),
-                "untrained_success_rate": _spread([r["untrained_success_rate"] for r in good]),
-                "ppo_steps_per_s": _spread([r["steps_per_second"] for r in good]),
-                "success_curve": _curve([r["curve"] for r in good]),
-                "failed_seeds": [s for s, r in enumerate(rows) if not r["ok"]],
-                "jobs": rows,
-            }
-        d, s = entry["dense"]["success_rate"]["mean"], entry["sparse"]["success_rate"]["mean"]
-        if d is not None and s is not None:
-            entry["ratio"] = _ratio(d, s, floor)
-            entry["ratio_sparse_floored"] = s < floor
-            entry["meets_target"] = entry["ratio"] >= RATIO_TARGET
-        else:
-            entry["ratio"], entry["ratio_sparse_floored"], entry["meets_target"] = None, False, False
-        ds, ss = entry["dense"]["success_rate_sampled"]["mean"], entry["sparse"]["success_rate_sampled"]["mean"]
-        entry["ratio_sampled"] = _ratio(ds, ss, floor) if ds is not None and ss is not None else None
-        results[f"{preset}_ratio_sampled"] = entry["ratio_sampled"]
-        per_preset[preset] = entry
-        results[f"{preset}_dense_success_mean"] = d
-        results[f"{preset}_dense_success_std"] = entry["dense"]["success_rate"]["std"]
-        results[f"{preset}_sparse_success_mean"] = s
-        results[f"{preset}_sparse_success_std"] = entry["sparse"]["success_rate"]["std"]
-        results[f"{preset}_dense_fitness_mean"] = entry["dense"]["fitness"]["mean"]
-        results[f"{preset}_sparse_fitness_mean"] = entry["sparse"]["fitness"]["mean"]
-        results[f"{preset}_ratio"] = entry["ratio"]
-        results[f"{preset}_ratio_sparse_floored"] = entry["ratio_sparse_floored"]
-        console.print(
-            f"{preset} success during training (step: dense / sparse): "
-            + ", ".join(f"{a[0]}: {a[1]:.2f} / {b[1]:.2f}" for a, b in zip(entry["dense"]["success_curve"], entry["sparse"]["success_curve"])),
-            highlight=False,
-        )
-        console.print(
-            f"{preset}: dense {_fmt(entry['dense']['success_rate'])} vs sparse {_fmt(entry['sparse']['success_rate'])}"
-            f" -> ratio {entry['ratio']}" + (" (sparse floored)" if entry["ratio_sparse_floored"] else ""),
-            highlight=False,
-        )
-        console.print(
-            f"{preset}, sampled actions (reported only): dense {_fmt(entry['dense']['success_rate_sampled'])} vs sparse "
-            f"{_fmt(entry['sparse']['success_rate_sampled'])} -> ratio {entry['ratio_sampled']}",
-            highlight=False,
-        )
-    results["presets"] = per_preset
-    results["ratio_target"] = RATIO_TARGET
-    results["ratio_floor_note"] = (
-        f"ratio = dense mean success / max(sparse mean success, 1/(2*eval_episodes) = {floor:g}); "
-        "the floor avoids dividing by zero when sparse never succeeds, and understates the ratio then"
+
+def _job_row(res: Any) -> dict[str, Any]:
+    """The numbers of one finished training job (or why it failed)."""
+    m = res.result if res.ok else {}
+    row: dict[str, Any] = {"ok": bool(res.ok and m.get("ok")), "wall_s": round(res.wall_seconds, 1)}
+    if not row["ok"]:
+        row["error"] = res.error or m.get("error") or "unknown failure"
+        return row
+    final = m["final"]
+    row.update(
+        success_rate=float(final["success_rate"]),
+        success_rate_sampled=float(m["final_sampled"]["success_rate"]),
+        fitness_mean=float(final["fitness_mean"]),
+        untrained_success_rate=float(m["untrained"]["success_rate"]),
+        curve=[[int(r["step"]), float(r["task/success_rate"])] for r in m["progress"]],
+        untrained_fitness_mean=float(m["untrained"]["fitness_mean"]),
+        env_return_mean=float(final["env_return_mean"]),
+        length_mean=float(final["length_mean"]),
+        causes=final.get("causes", {}),
+        steps_per_second=float(m["steps_per_second"]),
     )
-    results["ratio_meets_target"] = bool(per_preset) and all(e["meets_target"] for e in per_preset.values())
-    results["wall_s"] = round(time.perf_counter() - t_start, 1)
-    return results
+    return row
+
+
+def _preset_summary(
+    console: Console, preset: str, rows: list[dict[str, Any]], n_seeds: int, floor: float, results: dict[str, Any]
+) -> dict[str, Any]:
+    """Dense and sparse over seeds for one preset (``rows``: dense seeds, then sparse seeds);
+    adds the headline scalars to ``results`` and prints them."""
+    entry: dict[str, Any] = {}
+    for i, kind in enumerate(("dense", "sparse")):
+        mine = rows[i * n_seeds : (i + 1) * n_seeds]
+        good = [r for r in mine if r["ok"]]
+        entry[kind] = {
+            "success_rate": _spread([r["success_rate"] for r in good]),
+            "success_rate_sampled": _spread([r["success_rate_sampled"] for r in good]),
+            "fitness": _spread([r["fitness_mean"] for r in good]),
+            "untrained_success_rate": _spread([r["untrained_success_rate"] for r in good]),
+            "ppo_steps_per_s": _spread([r["steps_per_second"] for r in good]),
+            "success_curve": _curve([r["curve"] for r in good]),
+            "failed_seeds": [s for s, r in enumerate(mine) if not r["ok"]],
+            "jobs": mine,
+        }
+    d, s = entry["dense"]["success_rate"]["mean"], entry["sparse"]["success_rate"]["mean"]
+    if d is not None and s is not None:
+        entry["ratio"] = _ratio(d, s, floor)
+        entry["ratio_sparse_floored"] = s < floor
+        entry["meets_target"] = entry["ratio"] >= RATIO_TARGET
+    else:
+        entry["ratio"], entry["ratio_sparse_floored"], entry["meets_target"] = None, False, False
+    ds, ss = entry["dense"]["success_rate_sampled"]["mean"], entry["sparse"]["success_rate_sampled"]["mean"]
+    entry["ratio_sampled"] = _ratio(ds, ss, floor) if ds is not None and ss is not None else None
+    results[f"{preset}_ratio_sampled"] = entry["ratio_sampled"]
+    results[f"{preset}_dense_success_mean"] = d
+    results[f"{preset}_dense_success_std"] = entry["dense"]["success_rate"]["std"]
+    results[f"{preset}_sparse_success_mean"] = s
+    results[f"{preset}_sparse_success_std"] = entry["sparse"]["success_rate"]["std"]
+    results[f"{preset}_dense_fitness_mean"] = entry["dense"]["fitness"]["mean"]
+    results[f"{preset}_sparse_fitness_mean"] = entry["sparse"]["fitness"]["mean"]
+    results[f"{preset}_ratio"] = entry["ratio"]
+    results[f"{preset}_ratio_sparse_floored"] = entry["ratio_sparse_floored"]
+    console.print(
+        f"{preset} success during training (step: dense / sparse): "
+        + ", ".join(f"{a[0]}: {a[1]:.2f} / {b[1]:.2f}" for a, b in zip(entry["dense"]["success_curve"], entry["sparse"]["success_curve"])),
+        highlight=False,
+    )
+    console.print(
+        f"{preset}: dense {_fmt(entry['dense']['success_rate'])} vs sparse {_fmt(entry['sparse']['success_rate'])}"
+        f" -> ratio {entry['ratio']}" + (" (sparse floored)" if entry["ratio_sparse_floored"] else ""),
+        highlight=False,
+    )
+    console.print(
+        f"{preset}, sampled actions (reported only): dense {_fmt(entry['dense']['success_rate_sampled'])} vs sparse "
+        f"{_fmt(entry['sparse']['success_rate_sampled'])} -> ratio {entry['ratio_sampled']}",
+        highlight=False,
+    )
+    return entry
 
 
 def _ratio(dense: float, sparse: float, floor: float) -> float:

@@ -87,3 +87,32 @@ def helpers(env: Any) -> dict[str, Callable[..., Any]]:
         mass_center=lambda: np.sum(model.body_mass[:, None] * data.xipos, 0) / np.sum(model.body_mass),
     )
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# MuJoCo's compiler warnings
+
+#: gymnasium's own half_cheetah.xml (HalfCheetah-v5) still uses ``settotalmass``; MuJoCo 3.3+
+#: prints this once per model compiled, i.e. in every run and every sandboxed job. We cannot
+#: edit gymnasium's XML, and a copy with rescaled densities would not be bit-identical physics.
+SETTOTALMASS_WARNING = "compiler attribute 'settotalmass' is deprecated"
+
+
+def mujoco_warning(message: str) -> None:
+    """Our handler for MuJoCo's warnings: drops exactly the settotalmass deprecation and prints
+    every other warning to stderr as MuJoCo's default handler does."""
+    if message.startswith(SETTOTALMASS_WARNING):
+        return
+    import sys
+
+    print(f"WARNING: {message}", file=sys.stderr, flush=True)
+
+
+def install_warning_filter() -> None:
+    """Route MuJoCo's warnings through :func:`mujoco_warning` (idempotent; before gym.make)."""
+    try:
+        import mujoco
+    except ImportError:  # pragma: no cover - mujoco is a dependency
+        return
+    if mujoco.get_mju_user_warning() is not mujoco_warning:
+        mujoco.set_mju_user_warning(mujoco_warning)

@@ -137,6 +137,9 @@ class EnvCard(BaseModel):
         """Create the gymnasium env this card describes (importing registering modules first)."""
         import gymnasium as gym
 
+        from autoreward.cards.mujoco_helpers import install_warning_filter
+
+        install_warning_filter()
         for mod in self.imports:
             importlib.import_module(mod)
         kwargs = {**self.make_kwargs, **overrides}

@@ -1,0 +1,171 @@
+"""Each critic check and the one reward caller, in-process on recorded transitions.
+
+The programs here are written by hand for the tests (trusted), so compiling them in the test
+process is fine; generated code only ever runs in the sandbox (tests in test_sandbox.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autoreward.critic.dry_run import dry_run, sum_mismatch
+from autoreward.critic.probe import WRONG_WAY_RHO, probe
+from autoreward.critic.review import review
+from autoreward.critic.static import check_static
+from autoreward.episode import fitness_function, load_recording
+from autoreward.program import RewardCaller, RewardOutputError
+from autoreward.prompts_io import render
+from autoreward.sandbox.child import CallTimeout
+
+HEAD = "import numpy as np\nimport math\n\ndef compute_reward(prev, action, state, memory):\n"
+
+
+@pytest.fixture(scope="module")
+def episodes(cheetah, cheetah_recording):
+    return load_recording(cheetah_recording, cheetah)
+
+
+@pytest.fixture(scope="module")
+def backwards_fitness(cheetah):
+    return fitness_function(cheetah.task("run_backwards").fitness)
+
+
+def caller(body: str, seconds: float | None = 1.0) -> RewardCaller:
+    return RewardCaller.compile(HEAD + body, seconds)
+
+
+# ---- the reward caller ----------------------------------------------------------------------
+
+
+def test_caller_validates_and_returns_floats(episodes):
+    ep = episodes[0]
+    call = caller("    return np.float32(-state.x_velocity), {'back': np.array([-state.x_velocity])}\n")
+    total, comps = call(ep.states[0], ep.actions[0], ep.states[1], {})
+    assert type(total) is float and type(comps["back"]) is float
+    assert total == pytest.approx(-ep.states[1].x_velocity, rel=1e-6)
+
+
+def test_caller_gives_a_read_only_action_and_state(episodes):
+    ep = episodes[0]
+    writable = np.array(ep.actions[0])  # as SB3 hands it over: writeable
+    with pytest.raises(ValueError, match="read-only"):
+        caller("    action[0] = 5.0\n    return 0.0, {}\n")(ep.states[0], writable, ep.states[1], {})
+    assert writable.flags.writeable and writable[0] != 5.0  # the caller's copy was frozen, not ours
+
+    def mutate(prev, action, state, memory):  # the static policy refuses this; the view refuses it too
+        state.x_velocity = 1.0
+
+    with pytest.raises(AttributeError):
+        RewardCaller(mutate)(ep.states[0], writable, ep.states[1], {})
+    with pytest.raises(ValueError, match="read-only"):
+        RewardCaller(lambda p, a, s, m: s.joint_angles.__setitem__(0, 2.0))(ep.states[0], writable, ep.states[1], {})
+
+
+def test_caller_turns_a_discrete_action_into_a_frozen_array():
+    call = RewardCaller(lambda p, a, s, m: (float(a.ndim + a.flags.writeable), {}))
+    assert call(None, np.int64(3), None, {}) == (0.0, {})
+
+
+def test_caller_rejects_malformed_output_precisely():
+    with pytest.raises(RewardOutputError, match="pair"):
+        RewardCaller(lambda *a: 1.0)(None, np.zeros(1), None, {})
+    with pytest.raises(RewardOutputError, match="component 'x' is nan"):
+        RewardCaller(lambda *a: (0.0, {"x": float("nan")}))(None, np.zeros(1), None, {})
+
+
+def test_caller_time_guard_interrupts_a_python_loop():
+    call = caller("    while True:\n        pass\n    return 0.0, {}\n", seconds=0.2)
+    with pytest.raises(CallTimeout, match="longer than 0.2 s"):
+        call(None, np.zeros(6), None, {})
+
+
+# ---- static -------------------------------------------------------------------------------------
+
+
+def test_static_check_kinds():
+    assert check_static(None).kind == "no_code"
+    bad = check_static("import os\n" + HEAD + "    return 0.0, {}\n")
+    assert not bad.passed and bad.kind == "static" and "line 1" in bad.message and bad.details["findings"]
+    example = render("reward_example_continuous.j2")
+    assert check_static(example, example).kind == "example_copy"
+    assert check_static(example).passed  # without an example to compare with, it is just valid
+
+
+# ---- dry run ------------------------------------------------------------------------------------
+
+
+def test_dry_run_passes_with_statistics(episodes, backwards_source):
+    result, data = dry_run(RewardCaller.compile(backwards_source, 1.0), episodes)
+    assert result.passed and result.details["transitions"] == sum(e.length for e in episodes) == data.calls
+    assert set(result.details["components"]) == {"backward", "upright", "ctrl"}
+    assert len(data.totals) == len(episodes) and len(data.components["ctrl"]) == data.calls
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "words"),
+    [
+        ("    return 1.0 + 0.0 * state.x_velocity, {'c': 1.0}\n", "constant", "constant"),
+        ("    memory['k'] = memory.get('k', 0) + 1\n    return float(np.random.rand()), {}\n", "nondeterministic", "not deterministic"),
+        ("    a = -state.x_velocity\n    return a + 1.0, {'a': a}\n", "sum_mismatch", "not in any component"),
+        ("    a, b = -state.x_velocity, 1.0\n    return a, {'a': a, 'b': b}\n", "sum_mismatch", "'b' seems to be missing"),
+        ("    return state.speed, {}\n", "exception", "only these attributes"),
+        ("    return 'fast', {}\n", "output", "must be a float"),
+        ("    if state.x_velocity > -100:\n        while True:\n            pass\n    return 0.0, {}\n", "timeout", "transition 0"),
+    ],
+)
+def test_dry_run_failures_have_a_kind_and_a_place(episodes, cheetah, body, kind, words):
+    result, _ = dry_run(caller(body, 0.2), episodes, cheetah.field_names)
+    assert not result.passed and result.kind == kind, result.message
+    assert words in result.message
+
+
+def test_dry_run_names_the_last_step_of_an_episode(episodes):
+    n = episodes[0].length
+    body = f"    memory['t'] = memory.get('t', 0) + 1\n    if memory['t'] == {n}:\n        return 1.0 / 0.0, {{}}\n    return 0.0, {{}}\n"
+    result, _ = dry_run(caller(body), episodes)
+    assert result.kind == "exception" and f"step {n - 1}, the last of its episode" in result.message
+
+
+def test_sum_mismatch_is_silent_when_components_add_up():
+    assert sum_mismatch(1.5, {"a": 1.0, "b": 0.5}) == "" and sum_mismatch(2.0, {}) == ""
+
+
+# ---- probe -------------------------------------------------------------------------------------
+
+
+def test_probe_accepts_the_right_way_and_names_components_against_the_task(episodes, backwards_source, backwards_fitness):
+    good_caller = RewardCaller.compile(backwards_source, 1.0)
+    good = probe(backwards_fitness, episodes, dry_run(good_caller, episodes)[1])
+    assert good.passed and good.details["spearman"] > 0.5
+    flipped = RewardCaller.compile(backwards_source.replace("backward = -state.x_velocity", "backward = state.x_velocity"), 1.0)
+    bad = probe(backwards_fitness, episodes, dry_run(flipped, episodes)[1])
+    assert not bad.passed and bad.kind == "wrong_way" and bad.details["spearman"] <= WRONG_WAY_RHO
+    assert bad.details["against"] == ["backward"] and "components against the task: backward" in bad.message
+
+
+def test_probe_reports_a_broken_fitness_as_the_fitness_fault(episodes, backwards_source):
+    data = dry_run(RewardCaller.compile(backwards_source, 1.0), episodes)[1]
+    result = probe(fitness_function("float(ep.series('x_velocity'))"), episodes, data)
+    assert not result.passed and result.kind == "fitness_error" and "fitness function failed" in result.message
+
+
+def test_probe_is_inconclusive_without_variation(episodes, backwards_source):
+    data = dry_run(RewardCaller.compile(backwards_source, 1.0), episodes)[1]
+    result = probe(lambda ep: 1.0, episodes, data)
+    assert result.passed and "inconclusive" in result.message and result.warnings
+
+
+# ---- LLM review (the real client path through a scripted backend) ------------------------------
+
+
+def test_review_parses_the_answer_and_shows_the_probe(tmp_path, backwards_source):
+    from autoreward.llm import get_client
+
+    script = tmp_path / "s.yaml"
+    script.write_text("- 'VERDICT: REJECT\nREASON: it rewards running forwards.'\n")
+    client = get_client(f"scripted:{script}", log_dir=tmp_path, use_cache=False)
+    r = review(client.complete, "run backwards", "ENV", backwards_source, {"episodes": 24, "spearman": 0.91, "component_spearman": {"backward": 0.9}}, seed=0)
+    assert r.accept is False and r.reason == "it rewards running forwards."
+    asked = client.backend.prompts[0][-1]["content"]
+    assert "0.91" in asked and "backward 0.90" in asked and "def compute_reward" in asked
