@@ -7,11 +7,14 @@ happens in ``python -m autoreward.sandbox.worker`` started by :func:`run_job` wi
   ``HOME`` and ``TMPDIR`` inside the job's directory, which is also the working directory;
 - CPU-time (RLIMIT_CPU) and memory (RLIMIT_DATA) limits the child sets on itself before it
   reads any generated code, no core files, and its own process group;
-- no network: the child moves into a fresh network namespace (only a downed loopback) where
-  the OS lets it (root, or unprivileged user namespaces); ``network_isolated`` in the result
-  says whether that happened;
+- OS-level confinement the child applies to itself (``confine``): a fresh network namespace
+  and Landlock (writes only in the job directory, reads only Python, packages, a few system
+  files and the paths the job names, no TCP, no signals or ptrace outside the sandbox);
+  ``confinement`` in the result says what is active (``network_isolated`` = its ``netns``);
 - a wall-clock watchdog in the parent that kills the whole process group;
-- a per-call watchdog inside the child that interrupts one reward call running too long.
+- a per-call watchdog inside the child that interrupts one reward call running too long, and
+  a heartbeat the parent watches, which kills the job when one call overstays inside C code
+  the in-child watchdog cannot interrupt.
 
 Results come back as JSON (``result.json``); progress events as JSON lines on stdout.
 """
@@ -19,11 +22,13 @@ Results come back as JSON (``result.json``); progress events as JSON lines on st
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -32,6 +37,8 @@ from typing import Any, Callable
 
 from autoreward.errors import SandboxError
 from autoreward.sandbox import registry
+from autoreward.sandbox.child import HEARTBEAT_BYTES
+from autoreward.sandbox.confine import missing
 
 SECRET_RE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION)", re.I)
 ENV_ALLOW = (
@@ -41,6 +48,16 @@ ENV_ALLOW = (
     "NVIDIA_VISIBLE_DEVICES", "LD_LIBRARY_PATH", "NUMBA_CACHE_DIR", "AUTOREWARD_CARDS",
     "COVERAGE_PROCESS_START", "AUTOREWARD_SELFTEST_PORT",
 )
+#: parent-side switches (never passed to the child's environment, only into job.json)
+REQUIRE_ENV = "AUTOREWARD_REQUIRE_CONFINEMENT"  # "1": refuse jobs without every mechanism
+OFF_ENV = "AUTOREWARD_CONFINEMENT_OFF"  # e.g. "landlock,netns": switch mechanisms off (debugging)
+#: test-only: lets the parent run ``test:*`` jobs (``sandbox.testing``), which execute code with
+#: the AST policy off to show that confinement holds alone. Nothing in the CLI names such a
+#: job, and generated code runs in the child, which cannot change the parent's environment.
+TESTING_ENV = "AUTOREWARD_SANDBOX_TESTING"
+#: how long past its budget one reward call may run before the parent kills the job: the
+#: in-child guard interrupts Python-level loops well within this, C-level work it cannot
+CALL_GRACE_SECONDS = 1.0
 
 
 @dataclass
@@ -119,14 +136,22 @@ def run_job(
     workdir = Path(workdir).resolve()
     payload = {k: (str(Path(v).resolve()) if k.endswith(("_path", "_dir")) and v else v) for k, v in payload.items()}
     (workdir / "tmp").mkdir(parents=True, exist_ok=True)
-    job_path, result_path = workdir / "job.json", workdir / "result.json"
+    job_path, result_path, beat_path = workdir / "job.json", workdir / "result.json", workdir / "heartbeat"
     if result_path.exists():
         result_path.unlink()
-    job = {"kind": kind, "module": registry.registered_module(kind), "payload": payload, "limits": asdict(limits), "result_path": str(result_path)}
+    beat_path.write_bytes(bytes(HEARTBEAT_BYTES))
+    job = {
+        "kind": kind, "module": registry.registered_module(kind), "payload": payload, "limits": asdict(limits),
+        "result_path": str(result_path), "heartbeat_path": str(beat_path), "read_paths": _read_paths(payload),
+        "require_confinement": os.environ.get(REQUIRE_ENV) == "1",
+        "confinement_off": [m.strip() for m in os.environ.get(OFF_ENV, "").split(",") if m.strip()],
+        "testing": os.environ.get(TESTING_ENV) == "1",
+    }
     job_path.write_text(json.dumps(job, indent=1))
     log_path = workdir / "worker.log"
     t0 = time.monotonic()
-    with open(log_path, "ab") as log:
+    with open(log_path, "ab") as log, open(beat_path, "rb") as beat_file:
+        beat = memoryview(mmap.mmap(beat_file.fileno(), HEARTBEAT_BYTES, access=mmap.ACCESS_READ)).cast("d")
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "autoreward.sandbox.worker", str(job_path)],
@@ -141,15 +166,13 @@ def run_job(
             raise SandboxError(f"cannot start the sandbox worker: {exc}") from exc
         reader = threading.Thread(target=_pump_events, args=(proc, on_event, log_path), daemon=True)
         reader.start()
-        timed_out = False
         try:
-            proc.wait(timeout=limits.wall_seconds)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc)
+            killed = _watch(proc, beat, limits, t0)
         except BaseException:
             _kill_group(proc)  # Ctrl-C in the parent: take the child down with us
             raise
+        finally:
+            beat.release()
         reader.join(timeout=5)
     wall = time.monotonic() - t0
     rc = proc.returncode
@@ -159,12 +182,70 @@ def run_job(
             result = json.loads(result_path.read_text())
         except json.JSONDecodeError:
             result = {}
-    if timed_out:
-        return JobResult(False, result, f"wall-clock limit of {limits.wall_seconds:.0f} s exceeded; the job was killed", rc, wall, str(log_path))
+    if killed:
+        return JobResult(False, result, killed, rc, wall, str(log_path))
     if not result:
         tail = _log_tail(log_path)
         return JobResult(False, {}, f"the sandboxed worker {_signal_reason(rc, limits)} without a result{tail}", rc, wall, str(log_path))
     return JobResult(bool(result.get("ok")), result, str(result.get("error", "")), rc, wall, str(log_path))
+
+
+def probe_confinement() -> dict[str, Any]:
+    """The confinement a job gets on this machine: an empty job's ``confinement`` record."""
+    with tempfile.TemporaryDirectory(prefix="autoreward-confinement-") as d:
+        job = run_job("confinement", {}, Path(d), Limits(wall_seconds=60, cpu_seconds=30, memory_mb=1024))
+    if "confinement" not in job.result:
+        raise SandboxError(f"cannot probe the sandbox's confinement: {job.error}")
+    return job.result["confinement"]
+
+
+def require_confinement() -> dict[str, Any]:
+    """``--require-confinement``: from now on every job of this process refuses to run without
+    all of :data:`~autoreward.sandbox.confine.MECHANISMS`; fails at once, with what is missing
+    and why, when this machine cannot provide them."""
+    os.environ[REQUIRE_ENV] = "1"
+    conf = probe_confinement()
+    absent = missing(conf)
+    if absent:
+        why = f" ({conf['landlock_error']})" if conf.get("landlock_error") else ""
+        raise SandboxError(
+            f"--require-confinement: {', '.join(absent)} not available on this machine{why}",
+            "Landlock needs Linux >= 5.13 with landlock among the LSMs (>= 6.7 for TCP, >= 6.12 for signals); "
+            f"netns needs root or unprivileged user namespaces; {OFF_ENV} must be unset",
+        )
+    return conf
+
+
+def _read_paths(payload: dict[str, Any]) -> list[str]:
+    """The files and folders a job names (``*_path``, ``*_dir``, ``recording``): the child may
+    read these besides Python and its packages."""
+    return [v for k, v in payload.items() if isinstance(v, str) and v and (k.endswith(("_path", "_dir")) or k == "recording")]
+
+
+def _watch(proc: subprocess.Popen, beat: memoryview, limits: Limits, t0: float) -> str:
+    """Wait for the child; kill its group at the wall-clock limit, or when one reward call has
+    run ``CALL_GRACE_SECONDS`` past its budget (C-level work the in-child guard cannot stop).
+    Returns why it was killed, '' when it ended by itself."""
+    deadline = t0 + limits.wall_seconds
+    patience = limits.call_seconds + CALL_GRACE_SECONDS
+    while True:
+        try:
+            proc.wait(timeout=0.25)
+            return ""
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        started, calls, defining = beat[0], int(beat[1]), beat[2]
+        if started and now - started > patience:
+            _kill_group(proc)
+            where = "while the program was being defined (module-level code)" if defining else f"at transition {calls - 1} (reward call {calls} of this job)"
+            return (
+                f"{where}: a single call took longer than {limits.call_seconds:g} s and could not be interrupted "
+                f"(stuck inside one C-level computation, e.g. a huge numpy operation); the job was killed after {now - started:.1f} s"
+            )
+        if now > deadline:
+            _kill_group(proc)
+            return f"wall-clock limit of {limits.wall_seconds:.0f} s exceeded; the job was killed"
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
