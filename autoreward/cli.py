@@ -35,18 +35,6 @@ EnvKwargOpt = typer.Option(
 )
 
 
-def _env_kwargs(card: Any, raw: list[str], preset_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Parse ``--env-kwarg`` and build the env once with them, so a wrong name or value fails
-    here with the constructor's own message instead of inside a training worker."""
-    extra = _parse_sets(raw, "--env-kwarg", "obs_mode=pixels")
-    if extra:
-        try:
-            card.make_env(**{**preset_kwargs, **extra}).close()
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"--env-kwarg: {card.id} does not accept {extra}: {exc}", "see the env's constructor arguments") from exc
-    return extra
-
-
 def _cards(cards: Optional[Path]) -> list[Path]:
     return [cards] if cards else []
 
@@ -107,22 +95,12 @@ def check(
     """Check a reward program without an LLM: static policy, dry run, behaviour probe.
 
     Exit 0 if accepted, 1 if rejected."""
-    from autoreward.cards import load_card
-    from autoreward.critic import check_program, record_rollouts
-    from autoreward.program import RewardProgram
-    from autoreward.rundir import new_run_dir, record_run, write_text
+    from autoreward import api
 
-    program = RewardProgram.from_file(reward)
-    card = load_card(env, _cards(cards))
-    card.task(task)
-    run = new_run_dir(out, card.id, f"check-{task}")
-    record_run(run, "check", {"reward": str(reward), "env": card.id, "task": task})
-    write_text(run / "candidate" / "reward.py", program.source)
     with console.status("checking (dry run and behaviour probe in the sandbox)..."):
-        rec = record_rollouts(card, run / "recordings" / "probe_seed0.npz", make_kwargs=card.task(task).make_kwargs)
-        verdict = check_program(program, card, task, run / "candidate", rec)
+        verdict = api.check(reward, env, task, out=out, cards=_cards(cards))
     _print_verdict(verdict)
-    console.print(f"verdict: {run / 'candidate' / 'critic.json'}")
+    console.print(f"verdict: {verdict.run_dir / 'candidate' / 'critic.json'}")
     raise typer.Exit(0 if verdict.accepted else 1)
 
 
@@ -158,74 +136,74 @@ def eval_cmd(
     cards: Optional[Path] = CardsOpt,
 ) -> None:
     """Check, then train a policy with a given reward and report task fitness."""
-    from autoreward.cards import load_card
-    from autoreward.critic import check_program, record_rollouts
-    from autoreward.program import RewardProgram
-    from autoreward.rundir import new_run_dir, record_run, write_text
-    from autoreward.train.algos import algorithm, validate_hyperparams, validate_policy
-    from autoreward.train.run import TrainSpec
+    from autoreward import api
 
-    if algo:
-        algorithm(algo)
-    program = RewardProgram.from_file(reward)
-    card = load_card(env, _cards(cards))
-    t = card.task(task)
-    hp = _parse_sets(sets)
-    validate_hyperparams(algo or card.training.algo, hp)
-    validate_policy(policy)
-    make_kwargs = {**t.make_kwargs, **_env_kwargs(card, env_kwargs, t.make_kwargs)}
-    run = new_run_dir(out, card.id, task)
-    cand = run / "candidate"
-    spec = TrainSpec(
-        card_path=card.path, task=task, fitness=t.fitness, success=t.success, source=program.source, steps=steps,
-        algo=algo or card.training.algo, seed=seed, hyperparams=hp, max_episode_steps=max_episode_steps,
-        eval_episodes=eval_episodes, device=device, make_kwargs=make_kwargs, policy=policy,
-    )
-    record_run(run, "eval", {"reward": str(reward), "env": card.id, "task": task, "spec": {**spec.__dict__, "source": None}})
-    write_text(cand / "reward.py", program.source)
-    console.print(f"run directory: {run}")
-    with console.status("checking..."):
-        rec = record_rollouts(card, run / "recordings" / "probe_seed0.npz", make_kwargs=make_kwargs)
-        verdict = check_program(program, card, task, cand, rec)
-    _print_verdict(verdict)
-    if not verdict.accepted and not skip_check:
+    with _TrainingProgress(steps) as progress:
+        ev = api.evaluate(
+            reward, env, task, steps=steps, algo=algo, seed=seed, hyperparams=_parse_sets(sets), max_episode_steps=max_episode_steps,
+            eval_episodes=eval_episodes, device=device, skip_check=skip_check, policy=policy,
+            env_kwargs=_parse_sets(env_kwargs, "--env-kwarg", "obs_mode=pixels"), out=out, cards=_cards(cards),
+            on_verdict=progress.on_verdict, on_event=progress.on_event,
+        )
+        if ev.ok:
+            progress.finish(steps)
+    if not ev.trained:
         console.print("not training a rejected reward (use --skip-check to train anyway)")
         raise typer.Exit(1)
-    job = _train_with_progress(spec, cand)
-    m = json.loads((cand / "metrics.json").read_text())
-    if not job.ok:
-        err.print(f"[red]training failed[/]: {job.error}", highlight=False)
+    if not ev.ok or not ev.metrics:
+        err.print(f"[red]training failed[/]: {ev.error}", highlight=False)
         raise typer.Exit(1)
+    m, t = ev.metrics, _task_spec(env, task, cards)
     u, f = m["untrained"], m["final"]
     table = Table("", "task fitness", "success rate", "env return")
     table.add_row("untrained", f"{u['fitness_mean']:.3f}", f"{u['success_rate']:.2f}", f"{u['env_return_mean']:.1f}")
     table.add_row(f"after {steps} steps", f"{f['fitness_mean']:.3f}", f"{f['success_rate']:.2f}", f"{f['env_return_mean']:.1f}")
     console.print(table)
     console.print(f"{m['steps_per_second']:.0f} steps/s on {m['device']}; {'solved' if m['solved'] else 'not solved'} (threshold {t.success:g}{' ' + t.unit if t.unit else ''})")
-    console.print(f"metrics: {cand / 'metrics.json'}  policy: {cand / 'policy.zip'}")
+    console.print(f"metrics: {ev.candidate_dir / 'metrics.json'}  policy: {ev.candidate_dir / 'policy.zip'}")
 
 
-def _train_with_progress(spec: Any, cand: Path) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def _task_spec(env: str, task: str, cards: Optional[Path]) -> Any:
+    from autoreward.cards import load_card
 
-    from autoreward.train.run import train_candidate
+    return load_card(env, _cards(cards)).task(task)
 
-    with Progress(
-        TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fit]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
-    ) as progress:
-        bar = progress.add_task("train", total=spec.steps, fit="")
 
-        def on_event(e: dict[str, Any]) -> None:
-            if e.get("event") == "progress":
-                progress.update(bar, completed=e["step"])
-            elif e.get("event") == "eval":
-                progress.update(bar, fit=f"fitness {e['fitness']:.3g}")
+class _TrainingProgress:
+    """The critic's spinner, the verdict, then a training bar with fitness and ETA, fed by
+    ``api.evaluate``'s callbacks."""
 
-        job = train_candidate(spec, cand, on_event=on_event)
-        if job.ok:
-            progress.update(bar, completed=spec.steps)
-    return job
+    def __init__(self, steps: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fit]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+        )
+        self.checking = self.progress.add_task("checking (dry run and behaviour probe in the sandbox)...", total=None, fit="")
+        self.bar = self.progress.add_task("training", total=steps, fit="", visible=False)
+
+    def __enter__(self) -> "_TrainingProgress":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def on_verdict(self, verdict: Any) -> None:
+        self.progress.remove_task(self.checking)
+        console.print(f"run directory: {verdict.run_dir}")
+        _print_verdict(verdict)
+        self.progress.update(self.bar, visible=verdict.accepted)
+
+    def finish(self, steps: int) -> None:
+        self.progress.update(self.bar, completed=steps)
+
+    def on_event(self, e: dict[str, Any]) -> None:
+        if e.get("event") == "progress":
+            self.progress.update(self.bar, completed=e["step"], visible=True)
+        elif e.get("event") == "eval":
+            self.progress.update(self.bar, fit=f"fitness {e['fitness']:.3g}")
 
 
 @app.command()
@@ -253,8 +231,9 @@ def bench(
 
 @app.command()
 def run(
-    task: str = typer.Argument(..., help='The task in words, e.g. "make the half-cheetah run backwards".'),
-    env: str = typer.Option(..., "--env", help="Env id, e.g. HalfCheetah-v5."),
+    ctx: typer.Context,
+    task: Optional[str] = typer.Argument(None, help='The task in words, e.g. "make the half-cheetah run backwards".'),
+    env: Optional[str] = typer.Option(None, "--env", help="Env id, e.g. HalfCheetah-v5."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Preset whose fitness judges candidates (default: the designer proposes one)."),
     model: Optional[str] = typer.Option(None, "--model", help="local (default), scripted:FILE, openai/..., anthropic/..., ollama/..."),
     iterations: int = typer.Option(2, "--iterations", min=1),
@@ -278,47 +257,34 @@ def run(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out: Path = typer.Option(Path("runs"), "--out", help="Folder for the run directory."),
     cards: Optional[Path] = CardsOpt,
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of run options (keys as in `autoreward.synthesize`); flags override it."),
 ) -> None:
     """Design, check, train and refine reward programs for TASK on ENV."""
-    from autoreward.cards import load_card
-    from autoreward.loop import RunConfig
-    from autoreward.rundir import new_run_dir, record_run
-    from autoreward.train.algos import algorithm, validate_hyperparams, validate_policy
+    from autoreward import api
 
-    card = load_card(env, _cards(cards))
-    if preset:
-        card.task(preset)
-    if (fitness is None) != (success is None):
-        raise ConfigError("--fitness and --success go together")
-    if algo:
-        algorithm(algo)
-    if review not in ("veto", "advise", "off"):
-        raise ConfigError(f"unknown --review {review!r}", "use veto, advise or off")
-    hp = _parse_sets(sets)
-    validate_hyperparams(algo or card.training.algo, hp)
-    validate_policy(policy)
-    extra_kwargs = _env_kwargs(card, env_kwargs, card.task(preset).make_kwargs if preset else {})
-    cfg = RunConfig(
-        task=task, env=card.id, preset=preset, model=model, iterations=iterations, samples=samples, steps=steps, algo=algo,
-        seed=seed, max_episode_steps=max_episode_steps, eval_episodes=eval_episodes, review="off" if no_review else review, hyperparams=hp,
-        fitness=fitness, success=success, max_tokens=max_tokens, max_cost=max_cost, max_wall_s=max_wall,
-        cards=[str(cards.resolve())] if cards else [], policy=policy, env_kwargs=extra_kwargs, device=device,
-    )
-    from autoreward.llm import get_client
+    def typed(*params: str) -> bool:  # by name: typer may bring its own click's enum
+        return any(getattr(ctx.get_parameter_source(p), "name", "") in ("COMMANDLINE", "ENVIRONMENT") for p in params)
 
-    get_client(model)  # a missing key or unknown model fails here, before a run directory exists
-    run_dir = new_run_dir(out, card.id, preset or task)
-    record_run(run_dir, "run", cfg.model_dump(), interactive=interactive)
-    console.print(f"run directory: {run_dir}")
-    _run_loop(run_dir, cfg, interactive)
-
-
-def _run_loop(run_dir: Path, cfg: Any, interactive: bool) -> None:
-    from autoreward.loop import Loop
-
-    loop = Loop(run_dir, cfg, console, hook=_interactive_hook if interactive else None)
-    result = loop.run()
-    _print_result(result)
+    # synthesize's keyword -> (value, whether the user typed the flag); typed flags override the
+    # --config file, which overrides the flags' defaults
+    flags = {
+        "task": (task, typed("task")), "env": (env, typed("env")), "preset": (preset, typed("preset")), "model": (model, typed("model")),
+        "iterations": (iterations, typed("iterations")), "samples": (samples, typed("samples")), "steps": (steps, typed("steps")),
+        "algo": (algo, typed("algo")), "seed": (seed, typed("seed")), "hyperparams": (_parse_sets(sets), typed("sets")),
+        "max_episode_steps": (max_episode_steps, typed("max_episode_steps")), "eval_episodes": (eval_episodes, typed("eval_episodes")),
+        "review": ("off" if no_review else review, typed("review", "no_review")), "fitness": (fitness, typed("fitness")),
+        "success": (success, typed("success")), "max_tokens": (max_tokens, typed("max_tokens")), "max_cost": (max_cost, typed("max_cost")),
+        "max_wall_s": (max_wall, typed("max_wall")), "interactive": (interactive, typed("interactive")), "policy": (policy, typed("policy")),
+        "env_kwargs": (_parse_sets(env_kwargs, "--env-kwarg", "obs_mode=pixels"), typed("env_kwargs")), "device": (device, typed("device")),
+        "out": (out, typed("out")), "cards": ([cards] if cards else [], typed("cards")),
+    }
+    from_file = api.read_run_options(config) if config else {}
+    options = {**{k: v for k, (v, t) in flags.items() if not t}, **from_file, **{k: v for k, (v, t) in flags.items() if t}}
+    if not options.get("task") or not options.get("env"):
+        raise ConfigError("run needs TASK and --env", "give them on the command line or as `task:` and `env:` in --config")
+    hook = _interactive_hook if options.pop("interactive", False) else None
+    result = api.synthesize(options.pop("task"), options.pop("env"), console=console, hook=hook, **options)
+    _print_result(result.summary)
 
 
 def _print_result(result: dict[str, Any]) -> None:
@@ -397,12 +363,10 @@ def _candidates_table(run: Any) -> None:
 @app.command()
 def resume(run_dir: Path = typer.Argument(..., help="A run directory under runs/.")) -> None:
     """Continue a run killed at any point, without re-asking the LLM or retraining."""
-    from autoreward.loop import RunConfig
-    from autoreward.rundir import Run
+    from autoreward import api
 
-    run = Run.load(run_dir)
-    run.require_loop("resume")
-    _run_loop(run.path, RunConfig(**run.config), bool(run.info.get("interactive")))
+    run = api.load_run(run_dir)
+    _print_result(api.resume(run.path, console=console, hook=_interactive_hook if run.info.get("interactive") else None).summary)
 
 
 @app.command()
@@ -414,34 +378,32 @@ def refine(
     iterations: int = typer.Option(1, "--iterations", min=1, help="More iterations to run."),
 ) -> None:
     """Continue a finished run with feedback, an edited reward, or a preferred candidate."""
-    from autoreward.loop import Loop, RunConfig
-    from autoreward.program import RewardProgram
-    from autoreward.rundir import Run
+    from autoreward import api
 
-    if not (feedback or edit or prefer):
-        raise ConfigError("refine needs --feedback, --edit or --prefer")
-    run = Run.load(run_dir)
-    run.require_loop("refine")
-    source = RewardProgram.from_file(edit).source if edit else None
-    loop = Loop(run.path, RunConfig(**run.config), console)
-    if prefer:
-        loop.apply({"action": "prefer", "candidate": prefer})
-    loop.extend(iterations)
-    if feedback:
-        loop.apply({"action": "feedback", "text": feedback})
-    if source:
-        loop.apply({"action": "edit", "source": source})
-    _print_result(loop.run())
+    _print_result(api.refine(run_dir, feedback=feedback, edit=edit, prefer=prefer, iterations=iterations, console=console).summary)
 
 
 @app.command()
-def show(run_dir: Path = typer.Argument(..., help="A run directory under runs/.")) -> None:
+def show(
+    run_dir: Path = typer.Argument(..., help="A run directory under runs/."),
+    pair: Optional[list[str]] = typer.Argument(None, help="With --diff: two candidates, e.g. iter0/cand0 iter1/cand0."),
+    diff: bool = typer.Option(False, "--diff", help="Show the diff of two candidates' code (default: the best of the last two iterations)."),
+) -> None:
     """The best reward with syntax highlighting, its verdict, analysis and every candidate."""
     from rich.syntax import Syntax
 
-    from autoreward.rundir import Run
+    from autoreward import api
 
-    run = Run.load(run_dir)
+    run = api.load_run(run_dir)
+    if pair and not diff:
+        raise ConfigError(f"unexpected argument(s) {' '.join(pair)}", "to compare two candidates: autoreward show RUN --diff A B")
+    if diff:
+        if pair and len(pair) != 2:
+            raise ConfigError(f"--diff takes two candidates or none, not {len(pair)}", "e.g. --diff iter0/cand0 iter1/cand0")
+        d = api.diff(run, *(pair or [None, None]))
+        console.print(f"[bold]{d.old.rel}[/] (fitness {_fmt(d.old.fitness)}) → [bold]{d.new.rel}[/] (fitness {_fmt(d.new.fitness)})")
+        console.print(Syntax(d.text, "diff") if d.text else "the two programs are identical")
+        return
     console.print(f"[bold]{run.path.name}[/]: {run.config.get('task', '')} on {run.config.get('env', '')}")
     proposal = run.fitness_proposal
     if proposal:
@@ -460,6 +422,24 @@ def show(run_dir: Path = typer.Argument(..., help="A run directory under runs/."
         console.print(f"review: {'accept' if r['accept'] else 'reject' if r['accept'] is False else 'no verdict'} — {r['reason']}", markup=False)
     if (best.dir / "analysis.md").exists():
         console.print((best.dir / "analysis.md").read_text(), markup=False, highlight=False)
+
+
+def _fmt(x: Optional[float]) -> str:
+    return "not trained" if x is None else f"{x:.4g}"
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="A run directory under runs/."),
+    output: Path = typer.Option(..., "-o", "--output", help="The module to write, e.g. my_reward.py."),
+    cand: Optional[str] = typer.Option(None, "--candidate", help="Export this candidate instead of the best, e.g. iter0/cand1."),
+) -> None:
+    """Write the best reward as one standalone module (gymnasium + numpy): state extraction,
+    compute_reward and a gymnasium.Wrapper."""
+    from autoreward import api
+
+    path = api.export(run_dir, output, cand)
+    console.print(f"written: {path}  (import {path.stem}; env = {path.stem}.make_env())")
 
 
 def main() -> None:
