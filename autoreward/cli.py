@@ -33,6 +33,18 @@ PolicyOpt = typer.Option("", "--policy", help="SB3 policy: MlpPolicy, CnnPolicy 
 EnvKwargOpt = typer.Option(
     [], "--env-kwarg", help="Env constructor argument key=value over the preset's (repeatable), e.g. obs_mode=pixels on Crafter-v1."
 )
+RequireConfinementOpt = typer.Option(
+    False, "--require-confinement", envvar="AUTOREWARD_REQUIRE_CONFINEMENT",
+    help="Refuse to run generated code without every OS-level confinement (Landlock, network namespace).",
+)
+
+
+def _require_confinement(required: bool) -> None:
+    """``--require-confinement``: fail now, in one line, if this machine cannot confine the sandbox."""
+    if required:
+        from autoreward.sandbox import require_confinement
+
+        require_confinement()
 
 
 def _cards(cards: Optional[Path]) -> list[Path]:
@@ -91,10 +103,12 @@ def check(
     task: str = typer.Option("default", "--task", help="Preset task of the env card."),
     out: Path = typer.Option(Path("runs"), "--out", help="Folder for the run directory."),
     cards: Optional[Path] = CardsOpt,
+    require_confinement: bool = RequireConfinementOpt,
 ) -> None:
     """Check a reward program without an LLM: static policy, dry run, behaviour probe.
 
     Exit 0 if accepted, 1 if rejected."""
+    _require_confinement(require_confinement)
     from autoreward import api
 
     with console.status("checking (dry run and behaviour probe in the sandbox)..."):
@@ -114,7 +128,18 @@ def _print_verdict(verdict: Any) -> None:
             console.print(f"     total mean {d['total']['mean']:.3g} [{d['total']['min']:.3g}, {d['total']['max']:.3g}], {d['per_call_us']} µs/call; {comps}", highlight=False, markup=False)
         for w in c.warnings:
             console.print(f"     [yellow]warning[/]: {w}")
+    if getattr(verdict, "confinement", None):
+        console.print(f"     confinement: {_confinement_line(verdict.confinement)}", highlight=False, markup=False)
     console.print("[bold green]ACCEPTED[/]" if verdict.accepted else "[bold red]REJECTED[/]")
+
+
+def _confinement_line(conf: dict[str, Any]) -> str:
+    """What OS-level confinement the sandbox ran under, e.g. 'landlock (ABI 7), landlock_tcp, netns'."""
+    from autoreward.sandbox.confine import MECHANISMS
+
+    on = [m + (f" (ABI {conf.get('landlock_abi')})" if m == "landlock" else "") for m in MECHANISMS if conf.get(m)]
+    off = [m for m in MECHANISMS if not conf.get(m)]
+    return (", ".join(on) or "none") + ("; not active: " + ", ".join(off) if off else "")
 
 
 @app.command("eval")
@@ -134,8 +159,10 @@ def eval_cmd(
     env_kwargs: list[str] = EnvKwargOpt,
     out: Path = typer.Option(Path("runs"), "--out", help="Folder for the run directory."),
     cards: Optional[Path] = CardsOpt,
+    require_confinement: bool = RequireConfinementOpt,
 ) -> None:
     """Check, then train a policy with a given reward and report task fitness."""
+    _require_confinement(require_confinement)
     from autoreward import api
 
     with _TrainingProgress(steps) as progress:
@@ -257,9 +284,11 @@ def run(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     out: Path = typer.Option(Path("runs"), "--out", help="Folder for the run directory."),
     cards: Optional[Path] = CardsOpt,
+    require_confinement: bool = RequireConfinementOpt,
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of run options (keys as in `autoreward.synthesize`); flags override it."),
 ) -> None:
     """Design, check, train and refine reward programs for TASK on ENV."""
+    _require_confinement(require_confinement)
     from autoreward import api
 
     def typed(*params: str) -> bool:  # by name: typer may bring its own click's enum

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from autoreward.cards import EnvCard, StateExtractor, state_class, termination_cause
+from autoreward.program import frozen_array
 
 
 @dataclass
@@ -188,10 +189,8 @@ def save_recording(path: Path, card: EnvCard, episodes: list[Episode]) -> None:
 def load_recording(path: Path, card: EnvCard) -> list[Episode]:
     """Rebuild the episodes of a recording with read-only state views."""
     cls = state_class(card)
-    with np.load(path, allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
-    for k, v in data.items():
-        v.flags.writeable = False
+    with np.load(path, allow_pickle=False) as z:  # over immutable memory: setflags(write=True) fails
+        data = {k: frozen_array(z[k]) for k in z.files}
     lens = data["episode_len"]
     actions = data["actions"]
     if "action_shape" in data:  # the env's own action shape: a discrete action is a scalar again

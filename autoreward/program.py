@@ -301,10 +301,12 @@ def restricted_globals() -> dict[str, Any]:
     return {"__builtins__": safe, "np": np, "numpy": np, "math": math, "__name__": "reward_program"}
 
 
-def compile_program(source: str, function: str = FUNCTION_NAME) -> Callable[..., Any]:
+def compile_program(source: str, function: str = FUNCTION_NAME, guard: CallGuard | None = None) -> Callable[..., Any]:
     """Check, then compile into the restricted namespace and return the reward function.
 
     Raises RewardProgramError with every static finding. Must only run in a sandboxed child.
+    ``guard`` bounds the module-level code too (a constant like ``np.ones(10**9).cumsum()``
+    is one long C call the parent must be able to see and stop).
     """
     findings = check_source(source, function)
     if findings:
@@ -312,7 +314,10 @@ def compile_program(source: str, function: str = FUNCTION_NAME) -> Callable[...,
     tree = prepare_tree(source)
     code = compile(tree, "<reward>", "exec")
     ns = restricted_globals()
-    exec(code, ns)  # noqa: S102 - sandboxed child only, after the static policy
+    if guard is not None:
+        guard.define(exec, code, ns)
+    else:
+        exec(code, ns)  # noqa: S102 - sandboxed child only, after the static policy
     return ns[function]
 
 
@@ -389,14 +394,31 @@ def validate_output(out: Any) -> tuple[float, dict[str, float]]:
     return float(total), clean
 
 
+def frozen_array(value: Any, dtype: Any = None) -> np.ndarray:
+    """A read-only copy of ``value`` whose memory is a ``bytes`` object.
+
+    ``arr.flags.writeable = False`` alone is not enough: an array that owns its data (or whose
+    ``.base`` does) can be made writable again with ``setflags(write=True)``. Neither this
+    array nor any view of it can, because the memory it views is immutable."""
+    a = np.asarray(value, dtype=dtype)
+    return np.frombuffer(a.tobytes(), dtype=a.dtype).reshape(a.shape)
+
+
+def is_frozen(a: np.ndarray) -> bool:
+    """Whether ``a`` views immutable memory (made by :func:`frozen_array`, or a view of it)."""
+    base = a.base
+    while type(base) is np.ndarray:
+        base = base.base
+    return type(base) is bytes
+
+
 def readonly_action(action: Any) -> np.ndarray:
-    """The action as the reward sees it: a numpy array it cannot write (discrete actions become
-    0-d arrays), so a reward cannot change what the env is about to receive or has received."""
-    if type(action) is np.ndarray and not action.flags.writeable:
-        return action  # rows of a batch the caller already copied and froze: no copy per step
-    a = np.array(action)
-    a.flags.writeable = False
-    return a
+    """The action as the reward sees it: a numpy array it cannot write or make writable again
+    (discrete actions become 0-d arrays), so a reward cannot change what the env is about to
+    receive or has received."""
+    if type(action) is np.ndarray and is_frozen(action):
+        return action  # rows of a batch the caller already froze: no copy per step
+    return frozen_array(action)
 
 
 class RewardCaller:
@@ -415,8 +437,10 @@ class RewardCaller:
 
     @classmethod
     def compile(cls, source: str, call_seconds: float | None = None) -> "RewardCaller":
-        """Compile ``source`` (static policy first) and guard each call with ``call_seconds``."""
-        return cls(compile_program(source), CallGuard(call_seconds) if call_seconds else None)
+        """Compile ``source`` (static policy first) and guard each call, and the program's
+        module-level code, with ``call_seconds``."""
+        guard = CallGuard(call_seconds) if call_seconds else None
+        return cls(compile_program(source, guard=guard), guard)
 
     def __call__(self, prev: Any, action: Any, state: Any, memory: dict[str, Any]) -> tuple[float, dict[str, float]]:
         a = readonly_action(action)

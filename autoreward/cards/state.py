@@ -1,7 +1,8 @@
 """The runtime state a reward reads: card expressions evaluated on the unwrapped env.
 
-The read-only view is a namedtuple of copies (arrays not writeable), so ``state.x = 1`` fails
-and a reward cannot change the physics it is judged by.
+The read-only view is a namedtuple of copies (arrays over immutable memory, see
+``program.frozen_array``), so ``state.x = 1`` and ``state.q[0] = 1`` fail, even after
+``setflags(write=True)``, and a reward cannot change the physics it is judged by.
 """
 
 from __future__ import annotations
@@ -46,11 +47,10 @@ def _converter(spec: FieldSpec) -> Callable[[Any], Any]:
     shape = tuple(spec.shape)
 
     def to_array(v: Any) -> np.ndarray:
-        a = np.array(v, dtype=dt)  # always a copy: the reward never holds a live buffer
-        if a.shape != shape:
-            a = a.reshape(shape)
-        a.flags.writeable = False
-        return a
+        a = np.asarray(v, dtype=dt)
+        # program.frozen_array inlined (hot path): a copy over immutable memory, so the reward
+        # never holds a live buffer, nor can it make this one writable again
+        return np.frombuffer(a.tobytes(), dtype=dt).reshape(shape)
 
     return to_array
 

@@ -55,6 +55,7 @@ def check_program(
         }
         result = run_job("check", payload, workdir, limits or Limits.for_check())
         verdict.network_isolated = result.result.get("network_isolated")
+        verdict.confinement = result.result.get("confinement")
         if result.result.get("checks"):
             verdict.checks += [CheckResult(**c) for c in result.result["checks"]]
         else:

@@ -37,6 +37,9 @@ class Verdict:
     env_id: str = ""
     task: str = ""
     network_isolated: bool | None = None
+    #: what OS-level confinement the sandboxed check ran under (``sandbox.confine``); None when
+    #: no sandbox ran (rejected statically)
+    confinement: dict[str, Any] | None = None
 
     @property
     def failed(self) -> CheckResult | None:
@@ -75,6 +78,7 @@ class Verdict:
             env_id=d.get("env_id", ""),
             task=d.get("task", ""),
             network_isolated=d.get("network_isolated"),
+            confinement=d.get("confinement"),
         )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from autoreward.cards import EnvCard, StateExtractor
-from autoreward.program import RewardCaller, RewardError
+from autoreward.program import RewardCaller, RewardError, frozen_array
 
 PREV, STATE = "autoreward_prev", "autoreward_state"
 
@@ -68,8 +68,7 @@ class RewardProgramVecWrapper(VecEnvWrapper):
         return self.venv.reset()
 
     def step_async(self, actions: np.ndarray) -> None:
-        self.actions = np.array(actions)  # our own copy; the reward gets read-only rows
-        self.actions.flags.writeable = False
+        self.actions = frozen_array(actions)  # our own copy; the reward gets rows it cannot write
         self.venv.step_async(actions)
 
     def step_wait(self) -> Any:
