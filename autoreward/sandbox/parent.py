@@ -238,10 +238,10 @@ def _watch(proc: subprocess.Popen, beat: memoryview, limits: Limits, t0: float) 
         started, calls, defining = beat[0], int(beat[1]), beat[2]
         if started and now - started > patience:
             _kill_group(proc)
-            where = "while the program was being defined (module-level code)" if defining else f"at transition {calls - 1} (reward call {calls} of this job)"
+            where = "while the program was being defined (its module-level code)" if defining else f"at transition {calls - 1} (reward call {calls} of this job)"
             return (
-                f"{where}: a single call took longer than {limits.call_seconds:g} s and could not be interrupted "
-                f"(stuck inside one C-level computation, e.g. a huge numpy operation); the job was killed after {now - started:.1f} s"
+                f"{where}: it took longer than {limits.call_seconds:g} s and could not be interrupted (stuck inside one "
+                f"C-level computation, e.g. a huge numpy operation); the job was killed after {now - started:.1f} s"
             )
         if now > deadline:
             _kill_group(proc)
