@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autoreward.cards import EnvCard, FieldSpec, load_card, load_card_file
-from autoreward.cards import mujoco_helpers
+from autoreward.cards import EnvCard, FieldSpec, load_card, load_card_file, mujoco_helpers
 from autoreward.errors import ConfigError
 from autoreward.program import prepare_tree
 from autoreward.prompts_io import render
@@ -146,8 +145,8 @@ def export_candidate(run: Run, cand: Candidate, out: Path) -> Path:
     m = cand.metrics or {}
     origin = {
         "candidate": cand.rel, "run_dir": str(run.path.resolve()),
-        "trained_fitness": f"{cand.fitness:.4g}" if cand.ok else "(not trained)",
-        "untrained_fitness": f"{m['untrained']['fitness_mean']:.4g}" if cand.ok else "?",
+        "trained_fitness": f"{cand.fitness:.4g}" if cand.ok else "",
+        "untrained_fitness": f"{m['untrained']['fitness_mean']:.4g}" if cand.ok else "",
     }
     write_text(out, render_module(card, cand.source, run_facts(run, card), origin, out.stem))
     return out

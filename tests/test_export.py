@@ -134,7 +134,7 @@ def test_crafter_export_reads_the_privileged_state(tmp_path):
     assert [o[:2] for o in ours] == [t[:2] for t in theirs]
 
 
-def test_names_the_reward_cannot_take_and_bad_output_names_are_one_line_errors(tmp_path):
+def test_a_reward_defining_a_name_the_module_needs_is_a_one_line_error(tmp_path):
     from autoreward.errors import ConfigError
 
     card = load_card("HalfCheetah-v5")
@@ -191,3 +191,28 @@ def test_export_command_trains_in_plain_sb3_without_autoreward(tmp_path):
     assert got["timesteps"] >= 256 and set(got["seen"][0][1]) == {"backward", "upright", "ctrl"}
     for total, comps, _ in got["seen"]:
         assert total == pytest.approx(sum(comps.values()))
+
+
+def test_export_command_errors_are_one_line_and_a_checked_reward_exports(tmp_path):
+    import autoreward
+
+    run = autoreward.check((ROOT / "examples" / "halfcheetah_backwards.py").read_text(), "HalfCheetah-v5", "run_backwards", out=tmp_path).run_dir
+
+    def export(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "autoreward.cli", "export", str(run), *args], capture_output=True, text=True, timeout=120)
+
+    for args, message in [
+        (["-o", "r.py"], "has no trained candidate to export (pass --candidate iterN/candM, or finish the run)"),
+        (["-o", "r.py", "--candidate", "iter0/cand0"], "has no candidate 'iter0/cand0' (candidates: candidate)"),
+        (["-o", str(tmp_path / "my-reward.py"), "--candidate", "candidate"], "the export must be a .py file with an importable name (e.g. -o my_reward.py)"),
+    ]:
+        r = export(*args)
+        assert r.returncode == 2 and r.stderr.startswith("error: ") and r.stderr.strip().endswith(message), r.stderr
+    r = export("-o", str(tmp_path / "checked.py"), "--candidate", "candidate")
+    assert r.returncode == 0, r.stderr
+    mod = load_module(tmp_path / "checked.py")
+    assert "Not trained by autoreward" in mod.__doc__ and "Make the half-cheetah run backwards" in mod.__doc__
+    env = mod.make_env()
+    env.reset(seed=0)
+    _, reward, *_, info = env.step(env.action_space.sample())
+    assert reward == pytest.approx(sum(info["reward_components"].values())) and set(info["reward_components"]) == {"backward", "upright", "ctrl"}
