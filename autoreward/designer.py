@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
 
+from autoreward.errors import ConfigError
 from autoreward.program import FUNCTION_NAME, RewardProgram
 from autoreward.prompts_io import render
 
@@ -185,7 +186,7 @@ def dedup(programs: list[RewardProgram], earlier: list[RewardProgram] = ()) -> t
 def parse_fitness_proposal(text: str) -> tuple[str, float, str] | None:
     """(expression, threshold, description) from a fitness proposal, or None if malformed."""
     f = re.search(r"FITNESS\s*:\s*`?(.+?)`?\s*$", text, re.M)
-    t = re.search(r"THRESHOLD\s*:\s*`?([-+0-9.eE]+)", text)
+    t = re.search(r"THRESHOLD\s*:\s*`?([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)", text)
     d = re.search(r"DESCRIPTION\s*:\s*(.+)", text)
     if not (f and t):
         return None
@@ -193,3 +194,54 @@ def parse_fitness_proposal(text: str) -> tuple[str, float, str] | None:
     if not _parses(expr):
         return None
     return expr, float(t.group(1)), d.group(1).strip() if d else ""
+
+
+@dataclass
+class FitnessProposal:
+    """A fitness the proposer wrote and the sandbox accepted (or the last one it rejected)."""
+
+    expr: str
+    success: float
+    description: str
+    check: dict[str, Any]  # the fitness check's result (values on the recorded rollouts)
+    attempts: list[dict[str, Any]]  # every answer, what was parsed from it, and why it was rejected
+
+
+def propose_fitness(
+    complete: Callable[..., list[Any]],
+    env_text: str,
+    task: str,
+    measures: dict[str, Any],
+    check: Callable[[str, float], Any],
+    seed: int,
+    max_repairs: int = 3,
+    feedback: str = "",
+) -> FitnessProposal:
+    """Ask for a fitness, check it on the recorded rollouts (``check(expr, success)`` runs the
+    sandboxed fitness check) and send each failure back with its exact message, up to
+    ``max_repairs`` times. Raises ConfigError when no proposal passes; never involves the
+    reward designer."""
+    base = {"env_text": env_text, "task": task, "measures": measures}
+    template, var = "fitness_proposal.j2", {**base, "feedback": feedback}
+    attempts: list[dict[str, Any]] = []
+    for attempt in range(max_repairs + 1):
+        msgs = [{"role": "user", "content": render(template, **var)}]
+        out = complete(msgs, n=1, temperature=0.2, seed=seed + attempt, template=template, variables=var)[0]
+        parsed = parse_fitness_proposal(out.text)
+        if parsed is None:
+            error = "the answer was not in the form FITNESS: <expression> / THRESHOLD: <number> / DESCRIPTION: <sentence>, or the expression is not valid Python"
+            attempts.append({"answer": out.text, "error": error})
+            template, var = "fitness_proposal.j2", {**base, "feedback": f"{feedback} Your previous answer was rejected: {error}.".strip()}
+            continue
+        expr, success, description = parsed
+        result = check(expr, success)
+        attempts.append({"answer": out.text, "fitness": expr, "success": success, "error": "" if result.passed else result.message})
+        if result.passed:
+            return FitnessProposal(expr, success, description, asdict(result), attempts)
+        template = "fitness_repair.j2"
+        var = {**base, "expr": expr, "threshold": success, "error": result.message, "episodes": result.details.get("episodes") or "the"}
+    last = attempts[-1]
+    raise ConfigError(
+        f"no usable fitness after {len(attempts)} proposal(s); the last was rejected: {last['error']}",
+        "pass --preset, or --fitness EXPR --success X",
+    )

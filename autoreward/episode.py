@@ -29,6 +29,7 @@ class Episode:
     truncated: bool = False
     cause: str = "running"
     dt: float = 1.0
+    time_limit: int = 0  # the step limit it ran under (0: unknown); measures such as alive_fraction use it
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -40,6 +41,11 @@ class Episode:
     def duration(self) -> float:
         """Simulated seconds: length * dt (never zero, so fitness may divide by it)."""
         return max(self.length, 1) * self.dt
+
+    @property
+    def limit(self) -> int:
+        """The step limit the episode ran under (its length when unknown)."""
+        return self.time_limit or max(self.length, 1)
 
     @property
     def first(self) -> Any:
@@ -62,16 +68,43 @@ class Episode:
         return self.series(name)[1:]
 
 
-def fitness_function(expr: str) -> Callable[[Episode], float]:
-    """Compile a fitness expression under the reward-program policy (see ``program.py``)."""
+def compile_fitness(expr: str, measures: dict[str, str] | None = None) -> Callable[[Episode], Any]:
+    """Compile a fitness expression under the reward-program policy (see ``program.py``); the
+    raw value is returned, so a checker can say what came back when it is not one number.
+
+    ``measures`` are the card's named episode measures (name -> expression over ``ep``): a
+    fitness may use them as plain names (``backward_speed * survived``). Only the measures the
+    expression names are computed, each once per episode."""
     from autoreward.program import compile_expression
 
-    fn = compile_expression(expr, ("ep",))
+    used = _names_in(expr) & set(measures or {})
+    order = tuple(sorted(used))
+    parts = [compile_expression((measures or {})[name], ("ep",)) for name in order]
+    fn = compile_expression(expr, ("ep", *order))
+
+    def raw(ep: Episode) -> Any:
+        return fn(ep, *[m(ep) for m in parts])
+
+    return raw
+
+
+def fitness_function(expr: str, measures: dict[str, str] | None = None) -> Callable[[Episode], float]:
+    """:func:`compile_fitness`, returning a float per episode."""
+    raw = compile_fitness(expr, measures)
 
     def fitness(ep: Episode) -> float:
-        return float(fn(ep))
+        return float(raw(ep))
 
     return fitness
+
+
+def _names_in(expr: str) -> set[str]:
+    import ast
+
+    try:
+        return {n.id for n in ast.walk(ast.parse(expr, mode="eval")) if isinstance(n, ast.Name)}
+    except SyntaxError:
+        return set()  # compile_expression reports it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,6 +194,7 @@ def rollout(
         truncated=bool(truncated),
         cause=termination_cause(card, states[-1], bool(terminated), bool(truncated)),
         dt=dt,
+        time_limit=int(max_steps),
     )
 
 
@@ -181,6 +215,7 @@ def save_recording(path: Path, card: EnvCard, episodes: list[Episode]) -> None:
     cols["truncated"] = np.array([ep.truncated for ep in episodes])
     cols["cause"] = np.array([ep.cause for ep in episodes])
     cols["dt"] = np.array([ep.dt for ep in episodes])
+    cols["time_limit"] = np.array([ep.time_limit for ep in episodes], dtype=np.int64)
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, **cols)
     tmp.replace(path)
@@ -219,6 +254,7 @@ def load_recording(path: Path, card: EnvCard) -> list[Episode]:
                 truncated=bool(data["truncated"][i]),
                 cause=str(data["cause"][i]),
                 dt=float(data["dt"][i]),
+                time_limit=int(data["time_limit"][i]) if "time_limit" in data else 0,
             )
         )
         s0 += n + 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import textwrap
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -25,8 +26,9 @@ from rich.markup import escape
 from autoreward.analyzer import analyze
 from autoreward.cards import EnvCard, load_card, render_card
 from autoreward.critic import check_program, record_rollouts
-from autoreward.critic.review import review
-from autoreward.designer import Designer, Draft, dedup, default_example, parse_fitness_proposal
+from autoreward.critic.fitness import check_fitness_expr
+from autoreward.critic.review import parse_review, review
+from autoreward.designer import Designer, Draft, dedup, default_example, propose_fitness
 from autoreward.errors import ConfigError
 from autoreward.program import RewardProgram
 from autoreward.prompts_io import render
@@ -68,18 +70,25 @@ class RunConfig(BaseModel):
 
 
 Hook = Callable[["Loop", int], dict[str, Any]]
+#: shown a proposed fitness (the fitness.json record), answers {"action": "accept"},
+#: {"action": "edit", "fitness": EXPR, "success": X} or {"action": "repropose", "feedback": TEXT}
+FitnessHook = Callable[["Loop", dict[str, Any]], dict[str, Any]]
 
 
 class Loop:
     """Runs (or resumes) the designer-critic-trainer-analyzer loop in one run directory."""
 
-    def __init__(self, run_dir: Path, config: RunConfig, console: Console | None = None, hook: Hook | None = None) -> None:
+    def __init__(
+        self, run_dir: Path, config: RunConfig, console: Console | None = None, hook: Hook | None = None,
+        confirm_fitness: FitnessHook | None = None,
+    ) -> None:
         from autoreward.llm import get_client
 
         self.dir = Path(run_dir)
         self.cfg = config
         self.console = console or Console()
         self.hook = hook
+        self.confirm_fitness = confirm_fitness
         self.card: EnvCard = load_card(config.env, [Path(c) for c in config.cards])
         self.client = get_client(config.model, log_dir=self.dir)
         self.state_path = self.dir / "state.json"
@@ -135,29 +144,82 @@ class Loop:
     # ----- fitness --------------------------------------------------------------------------
 
     def ensure_fitness(self) -> None:
-        """Preset fitness, or a designer-proposed one for a free-form task (saved, editable)."""
+        """Preset fitness (trusted card text), or a fitness for a free-form task: the user's
+        ``--fitness`` or the designer's proposal, checked in the sandbox on the recorded
+        rollouts before any reward is designed, shown, and saved as ``fitness.json`` (edit it and
+        resume to change it; an edit is checked again)."""
         c = self.cfg
-        if c.fitness is not None:
-            return
-        if c.preset:
+        if c.fitness is None and c.preset:
             t = self.card.task(c.preset)
             c.fitness, c.success, c.fitness_doc = t.fitness, t.success, t.fitness_doc or t.fitness
             return
+        if c.fitness is not None:
+            check = self._check_fitness(c.fitness, float(c.success or 0.0))
+            if not check.passed:
+                raise ConfigError(f"--fitness {c.fitness!r} with --success {c.success:g}: {check.message}", "fix the expression or the threshold")
+            return
         path = self.dir / "fitness.json"
-        if not path.exists():
-            var = {"env_text": render_card(self.card), "task": c.task}
-            msgs = [{"role": "user", "content": render("fitness_proposal.j2", **var)}]
-            for attempt in range(3):
-                out = self.complete(msgs, n=1, temperature=0.2, seed=c.seed * 1000 + 900 + attempt, template="fitness_proposal.j2", variables=var)[0]
-                parsed = parse_fitness_proposal(out.text)
-                if parsed:
-                    break
-            else:
-                raise ConfigError("the model did not propose a usable fitness function", "pass --preset, or --fitness EXPR --success X")
-            write_json(path, {"fitness": parsed[0], "success": parsed[1], "description": parsed[2], "proposed_by": self.client.model})
-            self.console.print(f"[bold]proposed fitness[/] (edit {path} and resume to change it): {escape(parsed[0])}  success ≥ {parsed[1]}  — {escape(parsed[2])}")
-        f = read_json(path)
+        if path.exists():
+            f = read_json(path)
+            check = self._check_fitness(f["fitness"], float(f["success"]))
+            if not check.passed:
+                raise ConfigError(f"{path}: {check.message}", "edit the fitness or success in it and resume")
+        else:
+            f = self._agree_on_fitness()
+            write_json(path, f)
         c.fitness, c.success, c.fitness_doc = f["fitness"], float(f["success"]), f.get("description", "")
+
+    def _check_fitness(self, expr: str, success: float) -> Any:
+        n = len(list((self.dir / "fitness").glob("check*")))
+        return check_fitness_expr(expr, success, self.card, self.recording, self.dir / "fitness" / f"check{n}")
+
+    def _agree_on_fitness(self) -> dict[str, Any]:
+        """Propose (with repairs), have the reviewer say whether it rises with the task (advice
+        only), then show it: the person accepts, edits or asks again (``confirm_fitness``);
+        without one, it is printed and accepted."""
+        c = self.cfg
+        feedback, attempt = "", 0
+        while True:
+            prop = propose_fitness(self.complete, render_card(self.card), c.task, self.card.measures, self._check_fitness,
+                                   seed=c.seed * 1000 + 900 + 10 * attempt, feedback=feedback)
+            record: dict[str, Any] = {
+                "fitness": prop.expr, "success": prop.success, "description": prop.description, "proposed_by": self.client.model,
+                "check": prop.check, "attempts": prop.attempts, "confirmed": "auto",
+            }
+            if c.review != "off":
+                var = {"task": c.task, "env_text": render_card(self.card), "expr": prop.expr, "threshold": prop.success,
+                       "measures": {k: m for k, m in self.card.measures.items() if k in prop.expr}}
+                msgs = [{"role": "user", "content": render("fitness_review.j2", **var)}]
+                out = self.complete(msgs, n=1, temperature=0.0, seed=c.seed * 1000 + 950 + attempt, template="fitness_review.j2", variables=var, max_tokens=200)[0]
+                ok, reason = parse_review(out.text)
+                record["review"] = {"accept": ok, "reason": reason}
+            self._print_fitness(record)
+            answer = self.confirm_fitness(self, record) if self.confirm_fitness else {"action": "accept"}
+            if answer["action"] == "accept":
+                record["confirmed"] = "user" if self.confirm_fitness else "auto"
+                return record
+            if answer["action"] == "edit":
+                check = self._check_fitness(answer["fitness"], float(answer["success"]))
+                if check.passed:
+                    return {**record, "fitness": answer["fitness"], "success": float(answer["success"]),
+                            "description": answer.get("description") or "edited by the user", "check": asdict(check), "confirmed": "user-edited"}
+                self.console.print(f"[red]that fitness was rejected[/]: {escape(check.message)}")
+                feedback = f"The user proposed FITNESS: {answer['fitness']} THRESHOLD: {answer['success']}, which was rejected: {check.message}"
+            else:
+                feedback = answer.get("feedback", "")
+            attempt += 1
+
+    def _print_fitness(self, f: dict[str, Any]) -> None:
+        d = f["check"]["details"]
+        self.console.print(f"[bold]proposed fitness[/]: {escape(f['fitness'])}  success ≥ {f['success']:g}  — {escape(f['description'])}")
+        self.console.print(
+            f"  on {d['episodes']} recorded rollouts of untrained behaviour: worst {d['worst']['value']:.4g} (episode {d['worst']['episode']}), "
+            f"best {d['best']['value']:.4g} (episode {d['best']['episode']})"
+        )
+        if f.get("review"):
+            r = f["review"]
+            verdict = {True: "rises with the task", False: "[yellow]may not rise with the task[/]", None: "no verdict"}[r["accept"]]
+            self.console.print(f"  reviewer (advice only): {verdict} — {escape(r['reason'])}")
 
     # ----- one candidate ----------------------------------------------------------------------
 

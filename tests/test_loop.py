@@ -31,6 +31,7 @@ def script(tmp_path: Path, designs: list[str], review: str = "VERDICT: ACCEPT\nR
         {"match": "Does this code reward the task as written?", "response": review},
         {"match": "Measured numbers:", "response": "The policy learned to move backwards; raise the speed term."},
         {"match": "Propose how to measure success", "response": "FITNESS: (ep.first.x_position - ep.last.x_position) / ep.duration\nTHRESHOLD: 3.0\nDESCRIPTION: backward speed in m/s"},
+        {"match": "Does this number rise when the task is done better?", "response": "VERDICT: ACCEPT\nREASON: it is the backward speed."},
         {"match": "was the best so far", "response": f"Scaled up.\n```python\n{GOOD.replace('-0.1 *', '-0.05 *')}```"},
     ]
     path = tmp_path / "script.yaml"

@@ -13,6 +13,7 @@ from rich.console import Console
 SUITES: dict[str, str] = {
     "quick": "autoreward.bench.quick:run",
     "crafter": "autoreward.bench.crafter:run",
+    "fitness": "autoreward.bench.fitness:run",
 }
 
 

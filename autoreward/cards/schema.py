@@ -41,6 +41,17 @@ class FieldSpec(BaseModel):
         return v
 
 
+class MeasureSpec(BaseModel):
+    """A named episode measure a fitness may use as a plain name (``backward_speed``): small
+    models compose these far more reliably than they write expressions over ``ep``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expr: str = Field(description="Expression over `ep` (an Episode) giving one float.")
+    doc: str = Field(description="What it measures, in words the LLM reads.")
+    unit: str = ""
+
+
 class TaskSpec(BaseModel):
     """A preset task: a description, a fitness over one episode and a success threshold."""
 
@@ -111,6 +122,9 @@ class EnvCard(BaseModel):
         description="A minimal valid compute_reward for this env, shown to the designer as the shape to follow "
         "(small models copy it); empty = the generic one for the env's action space (prompts/reward_example_*.py).",
     )
+    measures: dict[str, MeasureSpec] = Field(
+        default_factory=dict, description="Named episode measures a proposed fitness may compose (name -> measure)."
+    )
     tasks: dict[str, TaskSpec]
     path: str = ""
 
@@ -123,6 +137,11 @@ class EnvCard(BaseModel):
     @property
     def field_names(self) -> list[str]:
         return [f.name for f in self.state]
+
+    @property
+    def measure_exprs(self) -> dict[str, str]:
+        """name -> expression, as ``episode.fitness_function`` takes them."""
+        return {name: m.expr for name, m in self.measures.items()}
 
     def task(self, name: str) -> TaskSpec:
         """The preset ``name``, or a one-line error listing the presets."""

@@ -82,7 +82,7 @@ def run_check_job(payload: dict[str, Any], limits: dict[str, Any]) -> dict[str, 
         checks.append(dry)
         if dry.passed:
             try:
-                fitness = fitness_function(payload["fitness"])
+                fitness = fitness_function(payload["fitness"], card.measure_exprs)
             except RewardProgramError as exc:
                 checks.append(CheckResult("probe", False, exc.message, kind="fitness_error"))
             else:

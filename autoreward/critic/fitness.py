@@ -1,0 +1,104 @@
+"""The fitness check: a proposed fitness is generated text like a reward, so before any reward is
+designed it runs in the sandbox on the recorded rollouts.
+
+It must give one finite number per episode, differ across the diverse rollouts (else it cannot
+tell better behaviour from worse), and have a success threshold that the open-loop rollouts do
+not already reach but that is not absurdly far above them. A failure's message goes back to the
+fitness proposer, never to the reward designer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from autoreward.cards import EnvCard, load_card_file
+from autoreward.critic.verdict import CheckResult, stats
+from autoreward.episode import compile_fitness, load_recording
+from autoreward.errors import RewardProgramError
+from autoreward.rundir import write_json
+from autoreward.sandbox import Limits, run_job
+from autoreward.sandbox.child import short_traceback
+from autoreward.sandbox.registry import job
+
+#: a threshold further above the rollouts' best than this many times their spread is implausible
+PLAUSIBLE_SPREADS = 25.0
+
+
+def _as_number(value: Any) -> float | str:
+    """The value as a float, or a message saying what it is instead."""
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            return f"an array of shape {value.shape}, not one number: reduce it to one value (e.g. np.mean(...) or its last element)"
+        value = value.reshape(()).item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, (int, float)):
+        return f"a {type(value).__name__}, not a number"
+    return float(value)
+
+
+def check_fitness(fitness: Callable[[Any], Any], success: float, episodes: Sequence[Any]) -> CheckResult:
+    """Evaluate the raw fitness on every recorded episode (see the module docstring)."""
+    values: list[float] = []
+    for i, ep in enumerate(episodes):
+        try:
+            v = _as_number(fitness(ep))
+        except Exception as exc:  # noqa: BLE001 - the proposer gets the exact error
+            return CheckResult("fitness", False, f"on recorded episode {i}: {short_traceback(exc)}", kind="fitness_error")
+        if isinstance(v, str):
+            return CheckResult("fitness", False, f"on recorded episode {i} it returned {v}", kind="fitness_error")
+        if not math.isfinite(v):
+            return CheckResult("fitness", False, f"on recorded episode {i} it returned {v}; it must be a finite number", kind="fitness_error")
+        values.append(v)
+    a = np.array(values)
+    lo, hi = float(a.min()), float(a.max())
+    details = {
+        "episodes": len(values), "values": stats(a), "threshold": success,
+        "best": {"episode": int(a.argmax()), "value": hi}, "worst": {"episode": int(a.argmin()), "value": lo},
+    }
+    if hi - lo <= 1e-9 * max(1.0, abs(hi)):
+        msg = (f"it gives {lo:.6g} for every one of the {len(values)} diverse recorded rollouts, so it cannot tell better "
+               "behaviour from worse; measure something that changes with how well the task is done")
+        return CheckResult("fitness", False, msg, details, kind="fitness_constant")
+    if success <= lo:
+        msg = (f"every recorded rollout of untrained, open-loop behaviour already reaches the threshold {success:g} "
+               f"(values {lo:.4g} to {hi:.4g}); raise the threshold so that only doing the task reaches it")
+        return CheckResult("fitness", False, msg, details, kind="fitness_threshold")
+    if success > hi + PLAUSIBLE_SPREADS * (hi - lo):
+        msg = (f"the threshold {success:g} is implausibly far above the recorded rollouts' values ({lo:.4g} to {hi:.4g}); "
+               "check the units and choose a threshold a good policy can reach")
+        return CheckResult("fitness", False, msg, details, kind="fitness_threshold")
+    return CheckResult("fitness", True, f"values {lo:.4g} to {hi:.4g} over {len(values)} rollouts; threshold {success:g}", details)
+
+
+def check_fitness_expr(expr: str, success: float, card: EnvCard, recording: Path, workdir: Path, limits: Limits | None = None) -> CheckResult:
+    """Parent side: run :func:`check_fitness` in the sandbox; saved as ``workdir/fitness_check.json``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    payload = {"fitness": expr, "success": float(success), "card_path": card.path, "recording": str(Path(recording).resolve())}
+    result = run_job("fitness", payload, workdir, limits or Limits.for_check())
+    if result.result.get("check"):
+        check = CheckResult(**result.result["check"])
+    else:
+        check = CheckResult("fitness", False, result.error or "the fitness check produced no result", kind="fitness_error")
+    write_json(workdir / "fitness_check.json", {"fitness": expr, "success": success, **asdict(check)})
+    return check
+
+
+@job("fitness")
+def run_fitness_job(payload: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
+    """Child side: compile the expression (with the card's measures) and check it."""
+    card = load_card_file(Path(payload["card_path"]))
+    try:
+        fitness = compile_fitness(payload["fitness"], card.measure_exprs)
+    except RewardProgramError as exc:
+        check = CheckResult("fitness", False, exc.message, kind="fitness_error")
+    else:
+        check = check_fitness(fitness, float(payload["success"]), load_recording(Path(payload["recording"]), card))
+    return {"ok": check.passed, "check": asdict(check), "error": "" if check.passed else check.message}

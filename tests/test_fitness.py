@@ -1,0 +1,203 @@
+"""Free-form tasks: a proposed fitness is checked on the recorded rollouts, repaired by its
+proposer and shown (or confirmed) before any reward is designed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from autoreward.critic.fitness import check_fitness
+from autoreward.designer import propose_fitness
+from autoreward.episode import compile_fitness, load_recording
+from autoreward.errors import ConfigError, RewardProgramError
+from autoreward.prompts_io import render
+
+GOOD = (Path(__file__).parents[1] / "examples" / "halfcheetah_backwards.py").read_text()
+FAST = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1"]
+ARRAY = "FITNESS: ep.series('x_velocity') / ep.duration\nTHRESHOLD: 0.01\nDESCRIPTION: speed"  # what the 1.5B model wrote
+FIXED = "FITNESS: backward_speed\nTHRESHOLD: 2.0\nDESCRIPTION: mean backward speed in m/s"
+
+
+@pytest.fixture(scope="module")
+def episodes(cheetah, cheetah_recording):
+    return load_recording(cheetah_recording, cheetah)
+
+
+def check(cheetah, episodes, expr, success):
+    return check_fitness(compile_fitness(expr, cheetah.measure_exprs), success, episodes)
+
+
+def test_a_good_fitness_passes_with_its_range(cheetah, episodes):
+    r = check(cheetah, episodes, "backward_speed", 2.0)
+    assert r.passed, r.message
+    d = r.details
+    assert d["worst"]["value"] < 0 < d["best"]["value"] and d["episodes"] == len(episodes)
+    assert d["best"]["value"] == pytest.approx(max((e.first.x_position - e.last.x_position) / e.duration for e in episodes))
+
+
+@pytest.mark.parametrize(
+    ("expr", "success", "kind", "words"),
+    [
+        ("ep.series('x_velocity') / ep.duration", 0.01, "fitness_error", "an array of shape"),
+        ("ep.last.speed", 1.0, "fitness_error", "AttributeError"),
+        ("'fast'", 1.0, "fitness_error", "a str, not a number"),
+        ("float('nan') * backward_speed", 1.0, "fitness_error", "finite"),
+        ("1.0 + 0.0 * backward_speed", 2.0, "fitness_constant", "cannot tell better"),
+        ("backward_speed", -10.0, "fitness_threshold", "already reaches the threshold"),
+        ("backward_speed", 1000.0, "fitness_threshold", "implausibly far above"),
+    ],
+)
+def test_a_broken_fitness_fails_with_a_message_for_its_proposer(cheetah, episodes, expr, success, kind, words):
+    r = check(cheetah, episodes, expr, success)
+    assert not r.passed and r.kind == kind and words in r.message, r.message
+
+
+def test_measures_compose_by_name_and_only_used_ones_run(cheetah, episodes):
+    ep = episodes[0]
+    f = compile_fitness("backward_speed * 2 + upright_fraction", cheetah.measure_exprs)
+    expected = 2 * (ep.first.x_position - ep.last.x_position) / ep.duration + float(np.mean(np.abs(ep.steps("pitch")) < 1.0))
+    assert f(ep) == pytest.approx(expected)
+    broken = {**cheetah.measure_exprs, "unused": "ep.nothing_here"}  # never evaluated: not named
+    assert compile_fitness("backward_speed", broken)(ep) == pytest.approx((ep.first.x_position - ep.last.x_position) / ep.duration)
+    with pytest.raises(RewardProgramError):  # the measures obey the same policy as any fitness
+        compile_fitness("bad", {"bad": "ep.__class__"})
+
+
+def test_every_card_measure_runs_on_its_own_rollouts():
+    """Each card's named measures give one finite number on short diverse rollouts of that card."""
+    from autoreward.cards import StateExtractor, all_cards
+    from autoreward.episode import behaviour_policies, rollout
+
+    cards = [c for c in all_cards().values() if c.measures]
+    assert len(cards) >= 11
+    for card in cards:
+        env = card.make_env()
+        try:
+            extract = StateExtractor(card, env)
+            eps = [rollout(card, env, extract, pol, seed=i, max_steps=30) for i, pol in enumerate(behaviour_policies(env.action_space, 3, 0))]
+        finally:
+            env.close()
+        for name in card.measures:
+            values = [compile_fitness(name, card.measure_exprs)(e) for e in eps]
+            assert all(np.ndim(v) == 0 and np.isfinite(float(v)) for v in values), (card.id, name, values)
+
+
+def test_the_proposal_prompt_lists_measures_and_the_repair_prompt_the_error(cheetah):
+    from autoreward.cards import render_card
+
+    text = render("fitness_proposal.j2", env_text=render_card(cheetah), task="t", measures=cheetah.measures, feedback="")
+    assert "- backward_speed (m/s): Mean speed along -x" in text
+    plain = render("fitness_proposal.j2", env_text="E", task="t", measures={}, feedback="")
+    assert "backward_speed" not in plain and "FITNESS:" in plain
+    rep = render("fitness_repair.j2", env_text="E", task="t", measures={}, expr="x", threshold=1, episodes=24, error="it returned an array")
+    assert "rejected: it returned an array" in rep and "FITNESS: x" in rep
+
+
+def test_propose_fitness_repairs_through_its_proposer(cheetah, episodes, tmp_path):
+    """The real client path (scripted backend): the array answer is sent back with the exact
+    message, the second answer passes; three failures end in a one-line ConfigError."""
+    from autoreward.llm import get_client
+
+    script = tmp_path / "s.yaml"
+    script.write_text(yaml.safe_dump([ARRAY, FIXED]))
+    client = get_client(f"scripted:{script}", log_dir=tmp_path, use_cache=False)
+    prop = propose_fitness(client.complete, "ENV", "hop backwards", cheetah.measures, lambda e, s: check(cheetah, episodes, e, s), seed=0)
+    assert (prop.expr, prop.success) == ("backward_speed", 2.0) and len(prop.attempts) == 2
+    assert "an array of shape" in prop.attempts[0]["error"] and prop.check["passed"]
+    repair = client.backend.prompts[1][-1]["content"]
+    assert "FITNESS: ep.series('x_velocity') / ep.duration" in repair and "an array of shape" in repair
+
+    script.write_text(yaml.safe_dump([ARRAY]))
+    client = get_client(f"scripted:{script}", log_dir=tmp_path, use_cache=False)
+    with pytest.raises(ConfigError, match="no usable fitness after 4 proposal"):
+        propose_fitness(client.complete, "ENV", "t", cheetah.measures, lambda e, s: check(cheetah, episodes, e, s), seed=0)
+
+
+def _script(tmp_path: Path, fitness_answers: list[str]) -> str:
+    rules = [
+        {"match": "Does this code reward the task as written?", "response": "VERDICT: ACCEPT\nREASON: it rewards moving towards -x."},
+        {"match": "Does this number rise when the task is done better?", "response": "VERDICT: ACCEPT\nREASON: it is the backward speed."},
+        {"match": "Measured numbers:", "response": "Fine."},
+        {"match": "You proposed this way to measure success", "response": FIXED},  # the fitness repair prompt
+    ]
+    first = {"match": "Propose how to measure success", "response": fitness_answers[0]}
+    path = tmp_path / "script.yaml"
+    path.write_text(yaml.safe_dump(rules + [first, f"```python\n{GOOD}```"]))
+    return f"scripted:{path}"
+
+
+def _cli(*args: str, cwd: Path):
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "autoreward.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.mark.slow
+def test_free_form_run_repairs_the_fitness_not_the_reward(tmp_path):
+    """The issue's failure: the model's fitness returned an array. It goes back to the fitness
+    proposer; the reward designer never sees it; the candidate trains."""
+    model = _script(tmp_path, [ARRAY])
+    r = _cli("run", "hop backwards while staying upright", "--env", "HalfCheetah-v5", "--model", model, "--iterations", "1",
+             "--samples", "1", *FAST, "--out", "runs", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = next((tmp_path / "runs").iterdir())
+    f = json.loads((run / "fitness.json").read_text())
+    assert f["fitness"] == "backward_speed" and len(f["attempts"]) == 2 and "an array of shape" in f["attempts"][0]["error"]
+    assert f["review"]["accept"] is True and f["confirmed"] == "auto"  # not a terminal: printed and accepted
+    assert "proposed fitness" in r.stdout and "worst" in r.stdout and "best" in r.stdout and "reviewer (advice only)" in r.stdout
+    log = [json.loads(line) for line in (run / "llm_exchanges.jsonl").read_text().splitlines()]
+    assert not [e for e in log if e["template"] == "designer_repair.j2"]
+    templates = [e["template"] for e in log]
+    assert templates.index("fitness_repair.j2") < templates.index("designer_initial.j2")  # settled before any reward
+    assert json.loads((run / "iter0/cand0/metrics.json").read_text())["ok"]
+
+
+@pytest.mark.slow
+def test_a_broken_user_fitness_or_edited_fitness_json_is_a_one_line_error(tmp_path):
+    model = _script(tmp_path, [FIXED])
+    r = _cli("run", "run backwards", "--env", "HalfCheetah-v5", "--model", model, "--fitness", "ep.series('x_velocity')",
+             "--success", "1", "--out", "runs", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("error: --fitness") and "an array of shape" in r.stderr and "Traceback" not in r.stderr
+    run = next((tmp_path / "runs").iterdir())
+    assert not (run / "iter0").exists()  # nothing designed for a fitness that cannot judge it
+
+    r = _cli("run", "run backwards", "--env", "HalfCheetah-v5", "--model", model, "--iterations", "1", "--samples", "1",
+             *FAST, "--max-wall", "0.001", "--out", "runs2", cwd=tmp_path)
+    run = next((tmp_path / "runs2").iterdir())
+    f = json.loads((run / "fitness.json").read_text())
+    f["fitness"] = "ep.last.speed"  # a person edits it badly, then resumes
+    (run / "fitness.json").write_text(json.dumps(f))
+    r = _cli("resume", str(run), cwd=tmp_path)
+    assert r.returncode == 2 and "fitness.json" in r.stderr and "AttributeError" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_a_person_edits_the_proposed_fitness_in_the_terminal(tmp_path):
+    import os
+
+    import pexpect
+
+    model = _script(tmp_path, [FIXED])
+    args = ["-m", "autoreward.cli", "run", "run backwards", "--env", "HalfCheetah-v5", "--model", model, "--iterations", "1",
+            "--samples", "1", *FAST, "--out", str(tmp_path / "runs")]
+    child = pexpect.spawn(sys.executable, args, cwd=str(tmp_path), timeout=300, encoding="utf-8", env=dict(os.environ), dimensions=(50, 200))
+    child.expect(r"\[a\]ccept, \[e\]dit, \[r\]e-propose")
+    assert "backward_speed" in child.before and "worst" in child.before
+    child.sendline("e")
+    child.expect("fitness expression")
+    child.sendline("backward_speed * upright_fraction")
+    child.expect("success threshold")
+    child.sendline("1.5")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    run = next((tmp_path / "runs").iterdir())
+    f = json.loads((run / "fitness.json").read_text())
+    assert f["fitness"] == "backward_speed * upright_fraction" and f["success"] == 1.5 and f["confirmed"] == "user-edited"
+    m = json.loads((run / "iter0/cand0/metrics.json").read_text())
+    assert m["ok"]
