@@ -13,7 +13,7 @@ script gets exactly what the command line does. Bad input raises an
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -136,7 +136,7 @@ class RunVerdict(Verdict):
 def _check_in(run_dir: Path, program: RewardProgram, card: EnvCard, task: str, make_kwargs: dict[str, Any]) -> RunVerdict:
     rec = record_rollouts(card, run_dir / "recordings" / "probe_seed0.npz", make_kwargs=make_kwargs)
     v = check_program(program, card, task, run_dir / "candidate", rec)
-    return RunVerdict(v.accepted, v.checks, v.program_sha, v.env_id, v.task, v.network_isolated, confinement=v.confinement, run_dir=run_dir)
+    return RunVerdict(**{f.name: getattr(v, f.name) for f in fields(v)}, run_dir=run_dir)  # every Verdict field, present and future
 
 
 def check(reward: str | Path, env: str, task: str = "default", *, out: Path | str = "runs", cards: list[Path] | None = None) -> RunVerdict:
