@@ -75,6 +75,10 @@ def envs_show(env: str = typer.Argument(..., help="Env id, e.g. HalfCheetah-v5."
     sys.stdout.write("\nPreset tasks:\n")
     for name, t in card.tasks.items():
         sys.stdout.write(f"- {name}: {t.description} Fitness: {t.fitness_doc or t.fitness} Success: >= {t.success:g}{' ' + t.unit if t.unit else ''}.\n")
+    if card.measures:
+        sys.stdout.write("\nNamed episode measures (a fitness for a free-form task may use them by name):\n")
+        for name, m in card.measures.items():
+            sys.stdout.write(f"- {name}{f' ({m.unit})' if m.unit else ''}: {m.doc}\n")
 
 
 def _parse_sets(sets: list[str], flag: str = "--set", example: str = "learning_rate=3e-4") -> dict[str, Any]:
@@ -235,7 +239,7 @@ class _TrainingProgress:
 
 @app.command()
 def bench(
-    suite: str = typer.Option("quick", "--suite", help="quick or crafter."),
+    suite: str = typer.Option("quick", "--suite", help="quick, crafter or fitness."),
     out: Path = typer.Option(Path("bench.json"), "--out", help="Where to write the JSON results."),
 ) -> None:
     """Measure speed targets (ratios measured in one run, since these machines are noisy)."""
@@ -279,6 +283,8 @@ def run(
     max_cost: Optional[float] = typer.Option(None, "--max-cost", help="Stop after this many dollars of LLM cost."),
     max_wall: Optional[float] = typer.Option(None, "--max-wall", help="Stop after this many seconds."),
     interactive: bool = typer.Option(False, "--interactive", help="Pause after each iteration for feedback."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Accept a proposed fitness without asking (free-form tasks in a terminal)."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Candidates trained at once (0: one per core)."),
     policy: str = PolicyOpt,
     env_kwargs: list[str] = EnvKwargOpt,
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -305,14 +311,16 @@ def run(
         "success": (success, typed("success")), "max_tokens": (max_tokens, typed("max_tokens")), "max_cost": (max_cost, typed("max_cost")),
         "max_wall_s": (max_wall, typed("max_wall")), "interactive": (interactive, typed("interactive")), "policy": (policy, typed("policy")),
         "env_kwargs": (_parse_sets(env_kwargs, "--env-kwarg", "obs_mode=pixels"), typed("env_kwargs")), "device": (device, typed("device")),
-        "out": (out, typed("out")), "cards": ([cards] if cards else [], typed("cards")),
+        "out": (out, typed("out")), "cards": ([cards] if cards else [], typed("cards")), "workers": (workers, typed("workers")),
     }
     from_file = api.read_run_options(config) if config else {}
     options = {**{k: v for k, (v, t) in flags.items() if not t}, **from_file, **{k: v for k, (v, t) in flags.items() if t}}
     if not options.get("task") or not options.get("env"):
         raise ConfigError("run needs TASK and --env", "give them on the command line or as `task:` and `env:` in --config")
     hook = _interactive_hook if options.pop("interactive", False) else None
-    result = api.synthesize(options.pop("task"), options.pop("env"), console=console, hook=hook, **options)
+    ask = not yes and sys.stdin.isatty() and sys.stdout.isatty()  # CI and pipes: the fitness is printed and accepted
+    result = api.synthesize(options.pop("task"), options.pop("env"), console=console, hook=hook,
+                            confirm_fitness=_confirm_fitness if ask else None, **options)
     _print_result(result.summary)
 
 
@@ -334,6 +342,20 @@ def _print_result(result: dict[str, Any]) -> None:
     console.print(f"best reward: {result['best_reward']}")
     console.print(f"best fitness: {result['best_fitness']:.4g} (untrained policy: {result['untrained_fitness']:.4g})")
     console.print(f"inspect: autoreward show {result['run_dir']}")
+
+
+def _confirm_fitness(loop: Any, proposal: dict[str, Any]) -> dict[str, Any]:
+    """In a terminal: accept the proposed fitness (printed just above), edit it, or ask again."""
+    while True:
+        choice = typer.prompt("fitness: [a]ccept, [e]dit, [r]e-propose", default="a").strip().lower()[:1]
+        if choice == "a":
+            return {"action": "accept"}
+        if choice == "e":
+            expr = typer.prompt("fitness expression", default=proposal["fitness"])
+            success = typer.prompt("success threshold", default=proposal["success"], type=float)
+            return {"action": "edit", "fitness": expr, "success": success}
+        if choice == "r":
+            return {"action": "repropose", "feedback": typer.prompt("what should it measure instead?", default="")}
 
 
 def _interactive_hook(loop: Any, iteration: int) -> dict[str, Any]:
@@ -376,7 +398,7 @@ def _candidates_table(run: Any) -> None:
         m = cand.metrics if cand.ok else None
         flags = "; ".join((cand.analysis or {}).get("numbers", {}).get("flags", []))
         if cand.duplicate:
-            flags = "duplicate, not trained"
+            flags = f"duplicate of {cand.duplicate['of']}, not trained" if cand.duplicate.get("of") else "duplicate, not trained"
         if cand.error:
             flags = cand.error[:80]
         if cand.status.get("review_objection"):

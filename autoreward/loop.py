@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import textwrap
 import time
+from concurrent.futures import as_completed
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -26,14 +27,17 @@ from rich.markup import escape
 from autoreward.analyzer import analyze
 from autoreward.cards import EnvCard, load_card, render_card
 from autoreward.critic import check_program, record_rollouts
+from autoreward.critic.check import REWARDS_FILE
+from autoreward.critic.dedupe import behavioural_duplicate, load_rewards
 from autoreward.critic.fitness import check_fitness_expr
 from autoreward.critic.review import parse_review, review
 from autoreward.designer import Designer, Draft, dedup, default_example, propose_fitness
 from autoreward.errors import ConfigError
+from autoreward.executors import LocalPool
 from autoreward.program import RewardProgram
 from autoreward.prompts_io import render
 from autoreward.rundir import Candidate, Run, read_json, write_json, write_text
-from autoreward.train.run import TrainSpec, train_candidate
+from autoreward.train.run import TrainSpec
 
 
 class RunConfig(BaseModel):
@@ -67,6 +71,7 @@ class RunConfig(BaseModel):
     policy: str = Field("", description="SB3 policy class; empty = the card's.")
     env_kwargs: dict[str, Any] = Field(default_factory=dict, description="Env constructor arguments over the preset's.")
     device: str = "auto"
+    workers: int = Field(0, description="Candidates trained at once (0: one per core); each is its own sandboxed process.")
 
 
 Hook = Callable[["Loop", int], dict[str, Any]]
@@ -265,20 +270,51 @@ class Loop:
         write_json(status_path, status)
         return status
 
-    def train(self, cand: Path) -> dict[str, Any]:
-        metrics_path = cand / "metrics.json"
-        if metrics_path.exists():
-            return read_json(metrics_path)
+    def spec(self, cand: Path) -> TrainSpec:
+        """The training job of one accepted candidate, as plain data."""
         c = self.cfg
-        spec = TrainSpec(
+        return TrainSpec(
             card_path=self.card.path, task=c.preset or "custom", fitness=c.fitness or "", success=float(c.success or 0.0),
             source=(cand / "reward.py").read_text(), steps=c.steps, algo=c.algo or self.card.training.algo, seed=c.seed,
             hyperparams=c.hyperparams, max_episode_steps=c.max_episode_steps, eval_episodes=c.eval_episodes,
             make_kwargs=self.make_kwargs, policy=c.policy, device=c.device,
         )
-        with self.console.status(f"training {cand.relative_to(self.dir)} for {c.steps} steps..."):
-            train_candidate(spec, cand)
-        return read_json(metrics_path)
+
+    def train(self, cands: list[Path]) -> None:
+        """Train the candidates not trained yet, ``workers`` at a time; a line as each finishes."""
+        todo = [cand for cand in cands if not (cand / "metrics.json").exists()]
+        if not todo:
+            return
+        with LocalPool(self.cfg.workers) as pool:
+            futures = {pool.submit(self.spec(cand), cand): cand for cand in todo}
+            self.console.print(f"  training {len(todo)} candidate(s) for {self.cfg.steps} steps, {min(pool.workers, len(todo))} at a time")
+            with self.console.status("training..."):
+                for done in as_completed(futures):
+                    done.result()
+                    cand = futures[done]
+                    m = read_json(cand / "metrics.json")
+                    if m.get("ok"):
+                        self.console.print(f"  {cand.name}: fitness {m['untrained']['fitness_mean']:.3g} -> {m['fitness']:.3g}")
+                    else:
+                        self.console.print(f"  {cand.name}: [red]training failed[/]: {escape(textwrap.shorten(m.get('error', ''), 400, placeholder=' …'))}")
+
+    def behavioural_dedupe(self, it: Path, cands: list[Path]) -> list[Path]:
+        """Drop candidates whose rewards on the recorded transitions are an affine or rank copy
+        of a trained (or earlier kept) candidate's; returns the ones to train."""
+        known = [(x.rel, r) for x in self.run_dir.candidates() if x.trained and not x.dir.is_relative_to(it)
+                 for r in [load_rewards(x.dir / REWARDS_FILE)] if r is not None]
+        keep = []
+        for cand in cands:
+            mine = load_rewards(cand / REWARDS_FILE)
+            dup = None if mine is None or (cand / "metrics.json").exists() else behavioural_duplicate(mine, known)
+            if dup is not None:
+                write_json(cand / "duplicate.json", {"duplicate": True, "of": dup.of, "how": dup.how, "score": dup.score})
+                self.console.print(f"  {cand.name}: {escape(dup.message())}, not trained")
+                continue
+            keep.append(cand)
+            if mine is not None:
+                known.append((cand.relative_to(self.dir).as_posix(), mine))
+        return keep
 
     # ----- iterations -----------------------------------------------------------------------
 
@@ -346,17 +382,14 @@ class Loop:
         earlier = [RewardProgram(x.source) for x in self.run_dir.candidates() if x.trained and not x.dir.is_relative_to(it)]
         kept, dropped = dedup([p for _, p in accepted], earlier)
         for j in dropped:
-            write_json(accepted[j][0] / "duplicate.json", {"duplicate": True})
+            write_json(accepted[j][0] / "duplicate.json", {"duplicate": True, "how": "same program"})
             self.console.print(f"  {accepted[j][0].name}: same program as one already trained or sampled, not trained")
-        for j, (cand, _) in enumerate(accepted):
-            if j in dropped:
-                continue
-            m = self.train(cand)
-            if m.get("ok"):
-                self.console.print(f"  {cand.name}: fitness {m['untrained']['fitness_mean']:.3g} -> {m['fitness']:.3g}")
-            else:
-                self.console.print(f"  {cand.name}: [red]training failed[/]: {escape(textwrap.shorten(m.get('error', ''), 400, placeholder=' …'))}")
-            analyze(cand, c.task, self.complete if m.get("ok") else None, seed=seed + 90 + j)
+        to_train = self.behavioural_dedupe(it, [cand for j, (cand, _) in enumerate(accepted) if j not in dropped])
+        self.train(to_train)
+        self.save_state()
+        for j, cand in enumerate(to_train):  # after training: the LLM never competes with the trainers
+            ok = read_json(cand / "metrics.json").get("ok")
+            analyze(cand, c.task, self.complete if ok else None, seed=seed + 90 + j)
             self.save_state()
         best = self.best()
         write_json(it / "summary.json", {"best": best.summary() if best else None, "candidates": [x.summary() for x in self.run_dir.candidates(i) if x.trained]})

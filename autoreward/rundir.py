@@ -132,7 +132,7 @@ class Candidate:
     analysis: dict[str, Any] | None = None
     review: dict[str, Any] | None = None
     verdict: dict[str, Any] | None = None  # critic.json
-    duplicate: bool = False
+    duplicate: dict[str, Any] | None = None  # duplicate.json: not trained, same program or same behaviour as ``of``
 
     @classmethod
     def read(cls, run_dir: Path, cand: Path) -> "Candidate | None":
@@ -147,7 +147,7 @@ class Candidate:
         return cls(
             rel=cand.relative_to(run_dir).as_posix(), dir=cand, status=status,
             metrics=_read_optional(cand / "metrics.json"), analysis=_read_optional(cand / "analysis.json"),
-            review=_read_optional(cand / "review.json"), verdict=verdict, duplicate=(cand / "duplicate.json").exists(),
+            review=_read_optional(cand / "review.json"), verdict=verdict, duplicate=_read_optional(cand / "duplicate.json"),
         )
 
     @property

@@ -14,6 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from autoreward.cards import EnvCard, load_card_file
 from autoreward.critic.dry_run import dry_run
 from autoreward.critic.probe import probe
@@ -26,6 +28,9 @@ from autoreward.rundir import write_json
 from autoreward.sandbox import Limits, run_job
 from autoreward.sandbox.child import short_traceback
 from autoreward.sandbox.registry import job
+
+#: the reward of every recorded transition, written by the dry run (plain float64 .npy)
+REWARDS_FILE = "recording_rewards.npy"
 
 
 def check_program(
@@ -52,7 +57,9 @@ def check_program(
             "card_path": card.path,
             "recording": str(Path(recording).resolve()),
             "fitness": fitness,
+            "rewards_path": str((workdir / REWARDS_FILE).resolve()),
         }
+        (workdir / REWARDS_FILE).unlink(missing_ok=True)
         result = run_job("check", payload, workdir, limits or Limits.for_check())
         verdict.network_isolated = result.result.get("network_isolated")
         verdict.confinement = result.result.get("confinement")
@@ -81,6 +88,8 @@ def run_check_job(payload: dict[str, Any], limits: dict[str, Any]) -> dict[str, 
         dry, data = dry_run(caller, episodes, card.field_names)
         checks.append(dry)
         if dry.passed:
+            # every transition's reward, for the behavioural dedupe (critic/dedupe.py) in the parent
+            np.save(Path(payload["rewards_path"]), np.array([x for ep in data.totals for x in ep], dtype=np.float64))
             try:
                 fitness = fitness_function(payload["fitness"], card.measure_exprs)
             except RewardProgramError as exc:
