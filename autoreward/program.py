@@ -52,7 +52,18 @@ FORBIDDEN_ATTRS = frozenset(
         "load", "loadtxt", "save", "savez", "savez_compressed", "savetxt", "fromfile", "tofile",
         "memmap", "genfromtxt", "fromregex", "ctypeslib", "ctypes", "lib", "testing", "f2py",
         "distutils", "DataSource", "os", "sys", "set_printoptions", "seterr", "setbufsize",
-        "frombuffer", "show_config", "info", "source",
+        "frombuffer", "show_config", "show_runtime", "info", "source", "dump", "dumps", "loads",
+        "pickle", "cffi", "ffi", "disp",
+        # roads to the interpreter's internals without a dunder: frames and code of generators,
+        # tracebacks, the class hierarchy, and the stdlib modules numpy's submodules import
+        # (``np.ma.core.builtins.open``, ``np.ma.core.operator.attrgetter('__globals__')``)
+        "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "ag_frame", "ag_code", "f_back",
+        "f_globals", "f_locals", "f_builtins", "f_code", "tb_frame", "tb_next", "mro", "core", "ma",
+        "matlib", "builtins", "inspect", "operator", "functools", "warnings", "importlib", "types",
+        "abc", "re", "gc", "weakref", "threading", "signal", "subprocess", "socket", "io", "pathlib",
+        "shutil", "tempfile", "mmap", "platform", "attrgetter", "methodcaller",
+        # attribute access inside a format string: '{0.__class__}'.format(x); use an f-string
+        "format", "format_map",
     }
 )
 FORBIDDEN_NODES: dict[type, str] = {
@@ -284,7 +295,9 @@ def _check_signature(tree: ast.Module, function: str) -> list[Finding]:
 
 
 def _safe_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
-    if level or name.split(".")[0] not in ALLOWED_MODULES:
+    """The reward's ``__import__``: numpy and math themselves, no submodule (``numpy.ctypeslib``)
+    and nothing the static policy forbids by name."""
+    if level or name not in ALLOWED_MODULES or any(str(a).startswith("_") or a in FORBIDDEN_ATTRS for a in fromlist or ()):
         raise ImportError(f"import of {name!r} is not allowed; only numpy and math")
     return builtins.__import__(name, globals, locals, fromlist, level)
 

@@ -130,3 +130,57 @@ def test_child_environment_has_no_secrets_and_no_network(tmp_path, monkeypatch):
     else:  # pragma: no cover - OS without namespaces: documented in the README
         pytest.skip("this OS does not allow a private network namespace")
     srv.close()
+
+
+def test_a_c_level_call_is_killed_by_the_parent_within_seconds(cheetah, cheetah_recording, tmp_path):
+    """One call inside one long C computation: the in-child guard cannot interrupt it, the parent
+    sees its start time in the heartbeat and kills the job (not at the 120 s wall clock)."""
+    body = "    memory['t'] = memory.get('t', 0) + 1\n    if memory['t'] == 3:\n        np.convolve(np.ones(10**6), np.ones(10**6))\n    return -state.x_velocity, {}\n"
+    v = verdict_for(body, cheetah, cheetah_recording, tmp_path)
+    msg = v.failed.message
+    assert "at transition 2 (reward call 3 of this job)" in msg and "could not be interrupted" in msg
+    killed_after = float(msg.rsplit("killed after ", 1)[1].split(" s")[0])
+    assert killed_after < Limits.for_check().call_seconds + 3
+
+
+def test_state_arrays_cannot_be_made_writable_again(cheetah):
+    from autoreward.cards import StateExtractor
+
+    env = cheetah.make_env()
+    try:
+        obs, info = env.reset(seed=0)
+        s = StateExtractor(cheetah, env)(obs, info, 0.0)
+    finally:
+        env.close()
+    for arr in (s.joint_angles, s.joint_angles[1:], s.joint_angles.base):
+        with pytest.raises(ValueError, match="WRITEABLE"):
+            arr.setflags(write=True)
+
+
+def test_recorded_arrays_cannot_be_made_writable_again(cheetah, cheetah_recording):
+    from autoreward.episode import load_recording
+
+    ep = load_recording(cheetah_recording, cheetah)[0]
+    for arr in (ep.actions, ep.actions[0], ep.actions[0].base, ep.states[1].joint_velocities, ep.env_rewards):
+        with pytest.raises(ValueError, match="WRITEABLE"):
+            arr.setflags(write=True)
+
+
+def test_readonly_action_freezes_copies_and_passes_frozen_rows_through():
+    import numpy as np
+
+    from autoreward.program import frozen_array, readonly_action
+
+    live = np.zeros(3)
+    a = readonly_action(live)
+    with pytest.raises(ValueError, match="WRITEABLE"):
+        a.setflags(write=True)
+    live[0] = 5.0
+    assert a[0] == 0.0  # a copy: the env's buffer is not the reward's
+    batch = frozen_array(np.ones((4, 3)))
+    row = batch[1]
+    assert readonly_action(row) is row  # no copy per step for rows of a frozen batch
+    owner = np.ones(3)
+    owner.flags.writeable = False  # read-only but re-enableable: must be copied
+    assert not np.shares_memory(readonly_action(owner), owner)
+    assert readonly_action(2).shape == ()

@@ -22,22 +22,37 @@ from typing import Any, Callable
 #: the heartbeat, three doubles shared with the parent: [monotonic start of the running
 #: reward call (0 = none), number of calls begun, 1 while the program's module code runs]
 HEARTBEAT_BYTES = 24
+#: no file the child writes (its log included) may grow past this (RLIMIT_FSIZE)
+FILE_LIMIT_BYTES = 1 << 30
 _beat: memoryview = memoryview(bytearray(HEARTBEAT_BYTES)).cast("d")
 
 
+_events = sys.stdout
+
+
+def claim_stdout() -> None:
+    """Keep the pipe to the parent (fd 1) for :func:`emit` alone and point fd 1 at stderr (the
+    worker log): whatever a program prints, from Python or C, can neither flood nor fake the
+    parent's events."""
+    global _events
+    _events = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+
+
 def emit(event: str, **data: Any) -> None:
-    """One JSON line on stdout for the parent (progress bars, status)."""
-    sys.stdout.write(json.dumps({"event": event, **data}) + "\n")
-    sys.stdout.flush()
+    """One JSON line to the parent (progress bars, status)."""
+    _events.write(json.dumps({"event": event, **data}) + "\n")
+    _events.flush()
 
 
 def apply_limits(limits: dict[str, Any]) -> None:
-    """Set CPU, memory and core limits on this process."""
+    """Set CPU, memory, file-size and core limits on this process."""
     cpu = int(limits["cpu_seconds"])
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
     mem = int(limits["memory_mb"]) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_DATA, (mem, mem))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT_BYTES, FILE_LIMIT_BYTES))  # output floods
 
 
 def open_heartbeat(path: str) -> None:
@@ -59,35 +74,24 @@ class CallTimeout(Exception):
 class CallGuard:
     """Interrupts a reward call that runs longer than ``seconds``.
 
-    A watchdog thread checks the call's start time every few milliseconds and raises
-    KeyboardInterrupt in the main thread (``_thread.interrupt_main``) when a call overstays;
-    the per-call cost on the hot path is a few stores into the heartbeat, no system calls.
-    Code stuck inside one long C call cannot be interrupted this way: the parent watches the
-    same start time through the heartbeat (``open_heartbeat``) and kills the job.
+    One watchdog thread per process checks the running call's start time in the heartbeat
+    every few milliseconds and raises KeyboardInterrupt in the main thread
+    (``_thread.interrupt_main``) when the active guard's call overstays; the per-call cost on
+    the hot path is a few stores, no system calls. Code stuck inside one long C call cannot be
+    interrupted this way: the parent watches the same start time through the heartbeat
+    (:func:`open_heartbeat`) and kills the job.
     """
 
     def __init__(self, seconds: float) -> None:
-        import _thread
-
         self.seconds = seconds
         self.fired = False
-        self.beat = _beat
-        self._interrupt = _thread.interrupt_main
-        threading.Thread(target=self._watch, daemon=True).start()
-
-    def _watch(self) -> None:
-        period = min(0.05, self.seconds / 4)
-        beat = self.beat
-        while True:
-            time.sleep(period)
-            s = beat[0]
-            if s and time.monotonic() - s > self.seconds and not self.fired:
-                self.fired = True
-                self._interrupt()
+        _start_watchdog(seconds / 4)
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        beat = self.beat
+        global _active
+        beat = _beat
         self.fired = False
+        _active = self
         beat[1] += 1
         beat[0] = time.monotonic()
         try:
@@ -101,14 +105,39 @@ class CallGuard:
 
     def define(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run the program's module-level code under the same budget (it is not a call)."""
-        self.beat[2] = 1.0
+        _beat[2] = 1.0
         try:
             return self.call(fn, *args)
         except CallTimeout:
             raise CallTimeout(f"defining the program (its module-level code) took longer than {self.seconds:g} s") from None
         finally:
-            self.beat[1] -= 1
-            self.beat[2] = 0.0
+            _beat[1] -= 1
+            _beat[2] = 0.0
+
+
+_active: CallGuard | None = None  # the guard whose call is running
+_period = 0.05
+_watchdog: threading.Thread | None = None
+
+
+def _start_watchdog(period: float) -> None:
+    """Start the process's one watchdog (once), checking at least every ``period`` seconds."""
+    global _period, _watchdog
+    _period = min(_period, period)
+    if _watchdog is None:
+        _watchdog = threading.Thread(target=_watch, daemon=True, name="autoreward-call-guard")
+        _watchdog.start()
+
+
+def _watch() -> None:
+    import _thread
+
+    while True:
+        time.sleep(_period)
+        started, guard = _beat[0], _active
+        if started and guard is not None and not guard.fired and time.monotonic() - started > guard.seconds:
+            guard.fired = True
+            _thread.interrupt_main()
 
 
 def short_traceback(exc: BaseException, limit: int = 6) -> str:

@@ -10,8 +10,8 @@ any generated code (:func:`confine`):
   network rules and scopes, which the older ``landlock`` package lacks): the child may write
   only inside its job directory, read only Python, the installed packages, a few system files
   and the paths its job names, execute nothing but Python itself, bind or connect no TCP port (ABI >= 4), and
-  signal or ptrace no process outside its own sandbox (ABI >= 6 for signals; ptrace of, and so
-  ``/proc/<pid>/environ`` of, an outside process is refused since ABI 1).
+  signal or ptrace no process outside its own sandbox (ABI >= 6 for signals, ABI 1 for ptrace),
+  and read no other process's ``/proc/<pid>`` (``environ`` included).
 
 What is active is returned as a plain dict (``confinement`` in every job result). A mechanism
 can be switched off for debugging with ``AUTOREWARD_CONFINEMENT_OFF=landlock,netns`` in the
@@ -34,9 +34,13 @@ CLONE_NEWNET = 0x40000000
 #: mechanisms a job result reports; ``--require-confinement`` needs every one of them
 MECHANISMS = ("landlock", "landlock_tcp", "landlock_signals", "netns")
 
-#: system paths every Python process reads: shared libraries, time zones, CPU topology
+#: system paths every Python process reads: shared libraries, time zones, CPU topology. Of
+#: /proc only this process's own folder (``/proc/self`` resolves to it when the rule is made)
+#: and machine-wide figures: Landlock's ptrace rule guards /proc/<pid>/mem and cwd of other
+#: processes but not their ``environ``, which the file rules must therefore leave out
 SYSTEM_READ = (
-    "/usr", "/lib", "/lib64", "/lib32", "/proc", "/sys", "/etc/ld.so.cache", "/etc/ld.so.conf",
+    "/usr", "/lib", "/lib64", "/lib32", "/proc/self", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat",
+    "/proc/sys", "/proc/filesystems", "/proc/loadavg", "/proc/version", "/sys", "/etc/ld.so.cache", "/etc/ld.so.conf",
     "/etc/ld.so.conf.d", "/etc/localtime", "/etc/timezone", "/etc/passwd", "/etc/group",
     "/etc/nsswitch.conf", "/etc/os-release", "/etc/mime.types", "/etc/glvnd", "/etc/OpenCL",
     "/dev/urandom", "/dev/random",

@@ -116,6 +116,8 @@ def _signal_reason(rc: int, limits: Limits) -> str:
         return f"CPU-time limit of {limits.cpu_seconds} s exceeded"
     if sig == signal.SIGKILL:
         return f"killed (memory limit of {limits.memory_mb} MB or the OS out-of-memory killer)"
+    if sig == signal.SIGXFSZ:
+        return "killed for writing a file (or its log) past the 1 GiB file-size limit"
     if sig == signal.SIGSEGV:
         return "crashed with a segmentation fault"
     if sig:
