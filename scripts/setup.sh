@@ -11,6 +11,11 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 # The CPU torch first: a plain `torch` requirement with nothing installed pulls a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "${AUTOREWARD_TORCH:-torch==2.13.0}"
+# mujoco 4.0 ships its files in mujoco-core/mujoco-studio; metaworld pins mujoco==3.3.0, whose
+# files overlap theirs, so remove the split packages first or `import mujoco` breaks.
+if .venv/bin/python -m pip show -q mujoco-core >/dev/null 2>&1; then
+  .venv/bin/python -m pip uninstall -q -y mujoco-studio mujoco-core mujoco
+fi
 # llama-cpp-python builds from source; the native build segfaulted in decode on these CPUs.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX512=OFF}"
 .venv/bin/python -m pip install -q -e ".[${AUTOREWARD_EXTRAS:-local,test}]"

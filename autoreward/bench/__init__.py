@@ -14,6 +14,7 @@ SUITES: dict[str, str] = {
     "quick": "autoreward.bench.quick:run",
     "crafter": "autoreward.bench.crafter:run",
     "fitness": "autoreward.bench.fitness:run",
+    "metaworld": "autoreward.bench.metaworld:run",
 }
 
 

@@ -5,12 +5,18 @@ directory named by ``--cards DIR`` or the ``AUTOREWARD_CARDS`` environment varia
 (``:``-separated), without editing the package. The text the LLM sees (:func:`render_card`)
 and the state the reward receives (``state.py``) are built from the same card, so they cannot
 drift apart.
+
+A card may name a **template** (``template: _family.yaml``, a path relative to the card's own
+folder, else to the built-in ``envs/``): a partial card that several cards share, so a family of
+envs (the Meta-World tasks) is one state list with per-task data rather than copies. Files whose
+name starts with ``_`` are templates, never cards. See :func:`merge_template` for the rules.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -43,6 +49,8 @@ def load_card_file(path: Path) -> EnvCard:
         raise CardError(f"cannot read env card {path}: {exc}".splitlines()[0]) from exc
     if not isinstance(raw, dict):
         raise CardError(f"env card {path} is not a YAML mapping")
+    if "template" in raw:
+        raw = merge_template(_read_template(Path(path), raw.pop("template")), raw)
     raw["path"] = str(Path(path).resolve())
     try:
         card = EnvCard.model_validate(raw)
@@ -57,6 +65,55 @@ def load_card_file(path: Path) -> EnvCard:
     return card
 
 
+def _read_template(card_path: Path, name: Any) -> dict[str, Any]:
+    """The template a card names: beside the card first, then among the built-in cards."""
+    if not isinstance(name, str) or not name:
+        raise CardError(f"env card {card_path}: template: must be a file name such as _family.yaml")
+    for base in (card_path.parent, builtin_cards_dir()):
+        candidate = base / name
+        if candidate.is_file():
+            try:
+                raw = yaml.safe_load(candidate.read_text())
+            except (OSError, yaml.YAMLError) as exc:
+                raise CardError(f"cannot read card template {candidate}: {exc}".splitlines()[0]) from exc
+            if not isinstance(raw, dict) or "template" in raw:
+                raise CardError(f"card template {candidate} must be a YAML mapping without a template of its own")
+            return raw
+    raise CardError(f"env card {card_path}: template {name!r} not found", f"put it beside the card or in {builtin_cards_dir()}")
+
+
+def merge_template(template: dict[str, Any], card: dict[str, Any]) -> dict[str, Any]:
+    """The card over its template. Mappings merge key by key (recursively: a card adds or
+    overrides one preset, measure or hyperparameter); ``state`` merges by field name (an entry
+    whose name the template has updates that field's keys, e.g. only its ``expr`` or ``doc``; a new
+    name is appended); ``notes`` are the template's followed by the card's; anything else the
+    card sets replaces the template's value."""
+    out = dict(template)
+    for key, value in card.items():
+        old = out.get(key)
+        if key == "state" and isinstance(old, list) and isinstance(value, list):
+            out[key] = _merge_fields(old, value)
+        elif key == "notes" and isinstance(old, list) and isinstance(value, list):
+            out[key] = [*old, *value]
+        elif isinstance(old, dict) and isinstance(value, dict):
+            out[key] = merge_template(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def _merge_fields(base: list[Any], extra: list[Any]) -> list[Any]:
+    fields = [dict(f) if isinstance(f, dict) else f for f in base]
+    index = {f.get("name"): i for i, f in enumerate(fields) if isinstance(f, dict)}
+    for f in extra:
+        name = f.get("name") if isinstance(f, dict) else None
+        if name in index:
+            fields[index[name]] = {**fields[index[name]], **f}
+        else:
+            fields.append(f)
+    return fields
+
+
 def all_cards(extra: list[Path] | None = None) -> dict[str, EnvCard]:
     """Every card found, keyed by env id (user directories win over the built-in ones)."""
     cards: dict[str, EnvCard] = {}
@@ -64,6 +121,8 @@ def all_cards(extra: list[Path] | None = None) -> dict[str, EnvCard]:
         if not d.is_dir():
             raise CardError(f"card directory {d} does not exist", "check --cards / AUTOREWARD_CARDS")
         for path in sorted(d.glob("*.yaml")):
+            if path.name.startswith("_"):  # a template, see merge_template
+                continue
             card = load_card_file(path)
             cards[card.id] = card
     return cards
