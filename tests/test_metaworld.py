@@ -143,7 +143,7 @@ def test_a_needed_grasp_that_never_happened_is_said():
 def _script(tmp_path: Path) -> str:
     reward = (REPO / "examples/metaworld/open_drawer_reward.py").read_text()
     rules = [
-        {"match": "Propose how to measure success", "response": "FITNESS: succeeded\nTHRESHOLD: 0.5\nDESCRIPTION: 1 if the drawer was opened"},
+        {"match": "Propose how to measure success", "response": "FITNESS: succeeded - mean_tcp_to_object\nTHRESHOLD: 0.9\nDESCRIPTION: 1 if the drawer was opened, minus the mean gripper-handle distance in m"},
         {"match": "Does this number rise when the task is done better?", "response": "VERDICT: ACCEPT\nREASON: it is the env's success."},
         {"match": "Does this code reward the task as written?", "response": "VERDICT: ACCEPT\nREASON: it rewards pulling the handle open."},
         {"match": "Measured numbers:", "response": "The policy never reached the handle; weight the reach term more."},
@@ -166,7 +166,7 @@ def test_run_open_the_drawer_end_to_end(tmp_path):
     )
     assert r.returncode == 0, r.stdout + r.stderr
     run = next((tmp_path / "runs").iterdir())
-    assert json.loads((run / "fitness.json").read_text())["fitness"] == "succeeded"
+    assert json.loads((run / "fitness.json").read_text())["fitness"] == "succeeded - mean_tcp_to_object"
     metrics = json.loads((run / "iter0/cand0/metrics.json").read_text())
     assert metrics["ok"], metrics.get("error")
     env = metrics["env_analysis"]

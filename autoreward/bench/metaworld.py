@@ -42,7 +42,7 @@ TASKS: dict[str, str] = {
     "MetaWorld-button-press-topdown-v3": "metaworld/press_button_reward.py",
     "MetaWorld-drawer-open-v3": "metaworld/open_drawer_reward.py",
 }
-DEFAULT_STEPS = 15_000  # 30 episodes of 500 steps: what 18 SAC jobs fit in ~30 min on 2 cores
+DEFAULT_STEPS = 5_000  # 10 episodes of 500 steps: what 18 SAC jobs fit in ~40 min on 2 shared cores
 DEFAULT_SEEDS = 3
 DEFAULT_EPISODES = 10
 DEFAULT_PARALLEL = 2
