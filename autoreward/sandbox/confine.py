@@ -40,7 +40,7 @@ MECHANISMS = ("landlock", "landlock_tcp", "landlock_signals", "netns")
 #: processes but not their ``environ``, which the file rules must therefore leave out
 SYSTEM_READ = (
     "/usr", "/lib", "/lib64", "/lib32", "/proc/self", "/proc/cpuinfo", "/proc/meminfo", "/proc/stat",
-    "/proc/sys", "/proc/filesystems", "/proc/loadavg", "/proc/version", "/sys", "/etc/ld.so.cache", "/etc/ld.so.conf",
+    "/proc/sys", "/proc/filesystems", "/proc/loadavg", "/proc/version", "/proc/driver/nvidia", "/sys", "/etc/ld.so.cache", "/etc/ld.so.conf",
     "/etc/ld.so.conf.d", "/etc/localtime", "/etc/timezone", "/etc/passwd", "/etc/group",
     "/etc/nsswitch.conf", "/etc/os-release", "/etc/mime.types", "/etc/glvnd", "/etc/OpenCL",
     "/dev/urandom", "/dev/random",
@@ -49,8 +49,10 @@ SYSTEM_READ = (
 DATA_DIRS = ("prompts", "envs")
 #: the dynamic loaders that starting a Python subprocess needs (they must be executable)
 LOADER_GLOBS = ("/lib*/ld-*.so*", "/lib/*-linux-*/ld-*.so*", "/usr/lib*/ld-*.so*", "/usr/lib/*-linux-*/ld-*.so*")
-#: devices a job may write: the null device, and GPUs (CUDA, EGL rendering) where present
-DEVICES_RW = ("/dev/null", "/dev/zero", "/dev/dri", "/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia0")
+#: devices a job may write: the null device, and GPUs (CUDA, EGL rendering) where present.
+#: Not yet run on a GPU machine under Landlock: if CUDA fails there, AUTOREWARD_CONFINEMENT_OFF
+#: =landlock is the way round while the list is completed
+DEVICES_RW = ("/dev/null", "/dev/zero", "/dev/dri", "/dev/nvidia*", "/dev/nvidia-caps")
 
 
 def isolate_network() -> bool:
@@ -98,7 +100,9 @@ def _python_executables() -> list[str]:
 
 
 def _existing(paths: Iterable[str]) -> list[str]:
-    return [p for p in dict.fromkeys(paths) if p and os.path.exists(p)]
+    """The paths that exist, ``*`` patterns expanded (Landlock rules need an open file)."""
+    expanded = [q for p in paths for q in (glob.glob(p) if "*" in p else [p])]
+    return [p for p in dict.fromkeys(expanded) if p and os.path.exists(p)]
 
 
 def apply_landlock(write_dirs: Iterable[str], read_paths: Iterable[str]) -> dict[str, Any]:
