@@ -213,3 +213,25 @@ def test_test_only_jobs_need_the_test_switch(tmp_path, monkeypatch):
     job = run_job("test:unchecked", {"source": "def probe():\n    open('ran', 'w')\n"}, tmp_path, LIMITS)
     assert not job.ok and "runs only under tests" in job.error
     assert not (tmp_path / "ran").exists()
+
+
+@needs
+def test_a_user_card_with_a_template_beside_it_is_readable(tmp_path):
+    """The child reads the card it is given and the templates beside it, nothing else there."""
+    import yaml
+
+    from autoreward.cards import load_card_file
+    from autoreward.critic import check_program, record_rollouts
+    from autoreward.program import RewardProgram
+
+    raw = yaml.safe_load((Path(__file__).parents[1] / "examples" / "cards" / "Pendulum-v1.yaml").read_text())
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "_pendulum.yaml").write_text(yaml.safe_dump({"training": raw.pop("training")}))
+    (cards / "Pendulum-v1.yaml").write_text(yaml.safe_dump({**raw, "template": "_pendulum.yaml"}))
+    (cards / "notes.txt").write_text("not for the child")
+    card = load_card_file(cards / "Pendulum-v1.yaml")
+    rec = record_rollouts(card, tmp_path / "rec.npz")
+    src = "def compute_reward(prev, action, state, memory):\n    return state.angular_velocity, {}\n"
+    v = check_program(RewardProgram(src), card, "spin", tmp_path / "job", rec)
+    assert v.check("dry_run") is not None and v.check("dry_run").passed, v.message

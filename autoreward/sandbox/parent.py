@@ -219,9 +219,13 @@ def require_confinement() -> dict[str, Any]:
 
 
 def _read_paths(payload: dict[str, Any]) -> list[str]:
-    """The files and folders a job names (``*_path``, ``*_dir``, ``recording``): the child may
-    read these besides Python and its packages."""
-    return [v for k, v in payload.items() if isinstance(v, str) and v and (k.endswith(("_path", "_dir")) or k == "recording")]
+    """The files and folders a job names (``*_path``, ``*_dir``, ``recording``), and the card
+    templates beside a ``card_path`` (``_*.yaml``, which a card may name): the child may read
+    these besides Python and its packages."""
+    named = [v for k, v in payload.items() if isinstance(v, str) and v and (k.endswith(("_path", "_dir")) or k == "recording")]
+    card = payload.get("card_path")
+    templates = [str(p) for p in Path(card).parent.glob("_*.y*ml")] if isinstance(card, str) and card else []
+    return named + templates
 
 
 def _watch(proc: subprocess.Popen, beat: memoryview, limits: Limits, t0: float) -> str:
