@@ -257,6 +257,16 @@ def read_run_options(path: Path | str) -> dict[str, Any]:
     return data
 
 
+def saved_config(run: Run) -> RunConfig:
+    """The loop config recorded in a run's run.json, or a one-line error naming what is wrong."""
+    try:
+        return RunConfig(**run.config)
+    except (TypeError, ValidationError) as exc:
+        first = exc.errors()[0] if isinstance(exc, ValidationError) else {"loc": ("config",), "msg": str(exc)}
+        where = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(f"{run.path / 'run.json'}: {where}: {first['msg']}", "fix it in run.json, or start a new run") from None
+
+
 def run_config(task: str, env: str, **options: Any) -> RunConfig:
     """A validated :class:`~autoreward.loop.RunConfig`: card, preset, algorithm, hyperparameters,
     policy and env arguments are checked here, before a run directory exists."""
@@ -307,7 +317,7 @@ def resume(run_dir: Path | str, *, console: Console | None = None, hook: Hook | 
     """Continue a run killed at any point, without re-asking the LLM or retraining."""
     run = load_run(run_dir)
     run.require_loop("resume")
-    return Result.of(run.path, Loop(run.path, RunConfig(**run.config), console, hook=hook).run())
+    return Result.of(run.path, Loop(run.path, saved_config(run), console, hook=hook).run())
 
 
 def refine(
@@ -320,7 +330,7 @@ def refine(
     run = load_run(run_dir)
     run.require_loop("refine")
     source = _program(edit).source if edit else None
-    loop = Loop(run.path, RunConfig(**run.config), console)
+    loop = Loop(run.path, saved_config(run), console)
     if prefer:
         loop.apply({"action": "prefer", "candidate": prefer})
     loop.extend(iterations)

@@ -285,6 +285,7 @@ def run(
     interactive: bool = typer.Option(False, "--interactive", help="Pause after each iteration for feedback."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Accept a proposed fitness without asking (free-form tasks in a terminal)."),
     workers: int = typer.Option(0, "--workers", min=0, help="Candidates trained at once (0: one per core)."),
+    halving: str = typer.Option("auto", "--halving", help="Successive halving: auto (on with >= 4 candidates), on or off."),
     policy: str = PolicyOpt,
     env_kwargs: list[str] = EnvKwargOpt,
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -311,7 +312,7 @@ def run(
         "success": (success, typed("success")), "max_tokens": (max_tokens, typed("max_tokens")), "max_cost": (max_cost, typed("max_cost")),
         "max_wall_s": (max_wall, typed("max_wall")), "interactive": (interactive, typed("interactive")), "policy": (policy, typed("policy")),
         "env_kwargs": (_parse_sets(env_kwargs, "--env-kwarg", "obs_mode=pixels"), typed("env_kwargs")), "device": (device, typed("device")),
-        "out": (out, typed("out")), "cards": ([cards] if cards else [], typed("cards")), "workers": (workers, typed("workers")),
+        "out": (out, typed("out")), "cards": ([cards] if cards else [], typed("cards")), "workers": (workers, typed("workers")), "halving": (halving, typed("halving")),
     }
     from_file = api.read_run_options(config) if config else {}
     options = {**{k: v for k, (v, t) in flags.items() if not t}, **from_file, **{k: v for k, (v, t) in flags.items() if t}}
@@ -399,6 +400,9 @@ def _candidates_table(run: Any) -> None:
         flags = "; ".join((cand.analysis or {}).get("numbers", {}).get("flags", []))
         if cand.duplicate:
             flags = f"duplicate of {cand.duplicate['of']}, not trained" if cand.duplicate.get("of") else "duplicate, not trained"
+        cut = (cand.metrics or {}).get("halving", {}).get("cut")
+        if cut:
+            flags = f"halving: {cut}" + (f"; {flags}" if flags else "")
         if cand.error:
             flags = cand.error[:80]
         if cand.status.get("review_objection"):

@@ -19,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rich.console import Console
 
 from rich.markup import escape
@@ -34,6 +34,7 @@ from autoreward.critic.review import parse_review, review
 from autoreward.designer import Designer, Draft, dedup, default_example, propose_fitness
 from autoreward.errors import ConfigError
 from autoreward.executors import LocalPool
+from autoreward.halving import Schedule, successive_halving
 from autoreward.program import RewardProgram
 from autoreward.prompts_io import render
 from autoreward.rundir import Candidate, Run, read_json, write_json, write_text
@@ -72,6 +73,18 @@ class RunConfig(BaseModel):
     env_kwargs: dict[str, Any] = Field(default_factory=dict, description="Env constructor arguments over the preset's.")
     device: str = "auto"
     workers: int = Field(0, description="Candidates trained at once (0: one per core); each is its own sandboxed process.")
+    halving: Literal["auto", "on", "off"] = Field(
+        "auto", description="Successive halving over an iteration's candidates: auto = on with >= 4 candidates to train."
+    )
+    halving_rungs: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0], description="Rung budgets as fractions of --steps, ascending, ending at 1.0.")
+    halving_keep: float = Field(0.5, gt=0.0, lt=1.0, description="Fraction of the ranked candidates that continues to the next rung.")
+
+    @field_validator("halving_rungs")
+    @classmethod
+    def _rungs_ascend_to_one(cls, v: list[float]) -> list[float]:
+        if not v or v[-1] != 1.0 or any(a >= b for a, b in zip([0.0, *v], v)):
+            raise ValueError("rungs must be ascending fractions of the budget in (0, 1], ending at 1.0, e.g. [0.25, 0.5, 1.0]")
+        return v
 
 
 Hook = Callable[["Loop", int], dict[str, Any]]
@@ -281,7 +294,15 @@ class Loop:
         )
 
     def train(self, cands: list[Path]) -> None:
-        """Train the candidates not trained yet, ``workers`` at a time; a line as each finishes."""
+        """Train the candidates not trained yet, ``workers`` at a time (by successive halving
+        when it is on); a line as each finishes."""
+        c = self.cfg
+        if c.halving == "on" or (c.halving == "auto" and len(cands) >= 4):
+            with LocalPool(c.workers) as pool:
+                log = successive_halving(cands, self.spec, pool, Schedule(tuple(c.halving_rungs), c.halving_keep), self.console)
+            if log:
+                write_json(cands[0].parent / "halving.json", log)
+            return
         todo = [cand for cand in cands if not (cand / "metrics.json").exists()]
         if not todo:
             return

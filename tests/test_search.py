@@ -64,3 +64,65 @@ def test_a_rescaled_copy_is_not_trained_and_different_ones_train_together(tmp_pa
         assert json.loads((run / f"iter0/{cand}/metrics.json").read_text())["ok"]
         assert (run / f"iter0/{cand}/analysis.json").exists()
     assert "training 2 candidate(s)" in r.stdout
+
+
+THIRD = GOOD.replace("ctrl = -0.1 *", "ctrl = -0.6 *")
+FOURTH = GOOD.replace("upright = -0.5 *", "upright = -0.05 *").replace("ctrl = -0.1 *", "ctrl = -0.02 *")
+
+
+@pytest.mark.slow
+def test_successive_halving_spends_half_the_steps_and_continues_survivors(tmp_path):
+    """4 candidates, rungs 1/4, 1/2, 1 of 2048 steps, keep half: 4x512 + 2x512 + 1x1024 = half of
+    4 full trainings; survivors continue their policy, the cut keep their partial results."""
+    script = tmp_path / "s.yaml"
+    rules = [
+        {"match": "Does this code reward the task as written?", "response": "VERDICT: ACCEPT\nREASON: fine."},
+        {"match": "Measured numbers:", "response": "Fine."},
+    ]
+    script.write_text(yaml.safe_dump(rules + [f"```python\n{src}```" for src in (GOOD, OTHER, THIRD, FOURTH)]))
+    fast = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=256", "--set", "n_epochs=1", "--set", "batch_size=64"]
+    r = subprocess.run(
+        [sys.executable, "-m", "autoreward.cli", "run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards",
+         "--model", f"scripted:{script}", "--iterations", "1", "--samples", "4", *fast, "--out", "runs"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=900,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = next((tmp_path / "runs").iterdir())
+    log = json.loads((run / "iter0/halving.json").read_text())  # on by default with 4 candidates
+    assert [x["steps"] for x in log] == [512, 1024, 2048]
+    assert [len(x["fitness"]) for x in log] == [4, 2, 1] and len(log[0]["kept"]) == 2 and len(log[1]["kept"]) == 1
+    best = log[0]["kept"]  # the kept ones had the highest fitness at the rung
+    assert min(log[0]["fitness"][c] for c in best) >= max(v for c, v in log[0]["fitness"].items() if c not in best)
+    metrics = {c: json.loads((run / f"iter0/{c}/metrics.json").read_text()) for c in ("cand0", "cand1", "cand2", "cand3")}
+    trained = sum(m["halving"]["steps"] for m in metrics.values())
+    assert trained == 512 * 2 + 1024 + 2048  # steps each candidate reached: cut at rung 0 twice, rung 1 once, one full
+    spent = 4 * 512 + 2 * (1024 - 512) + (2048 - 1024)
+    assert spent / (4 * 2048) == 0.5
+    winner = log[2]["kept"][0]
+    w = metrics[winner]
+    assert w["steps"] == 2048 and w["halving"]["cut"] == "" and not w.get("partial")
+    steps_seen = [row["step"] for row in w["progress"]]  # one curve across the rungs: untrained, then every 2048 // 5
+    assert steps_seen == [0, 409, 818, 1227, 1636, 2045]
+    rung2_rows = (run / f"iter0/{winner}/rung2/progress.csv").read_text().splitlines()[1:]
+    assert rung2_rows and all(int(float(row.split(",")[0])) > 1024 for row in rung2_rows)  # rung 2 continued, did not restart
+    for c, m in metrics.items():
+        assert (run / f"iter0/{c}/analysis.json").exists()
+        if c != winner:
+            assert m["partial"] and m["halving"]["cut"].startswith("ranked")
+    s = subprocess.run([sys.executable, "-m", "autoreward.cli", "show", str(run)], capture_output=True, text=True, cwd=tmp_path)
+    assert s.returncode == 0 and "halving: ranked" in s.stdout
+
+
+def test_run_config_checks_the_halving_schedule_and_a_damaged_run_json_is_one_line(tmp_path):
+    from autoreward.api import saved_config
+    from autoreward.errors import ConfigError
+    from autoreward.loop import RunConfig
+    from autoreward.rundir import Run, record_run
+
+    assert RunConfig(task="t", env="e", halving_rungs=[0.25, 0.5, 1.0]).halving_rungs == [0.25, 0.5, 1.0]
+    for bad in ([0.5, 0.25, 1.0], [0.5, 0.9], [0.0, 1.0], []):
+        with pytest.raises(ValueError, match="ascending"):
+            RunConfig(task="t", env="e", halving_rungs=bad)
+    record_run(tmp_path, "run", {"task": "t", "env": "HalfCheetah-v5", "halving_rungs": [1.0, 0.5]})
+    with pytest.raises(ConfigError, match=r"run.json: halving_rungs: .*ascending"):
+        saved_config(Run.load(tmp_path))

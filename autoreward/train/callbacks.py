@@ -18,13 +18,14 @@ class ComponentStatsCallback(BaseCallback):
     """Per-component statistics over training, as Eureka's reward reflection uses them:
     a series subsampled every ``every`` steps (window means) plus overall min/mean/max."""
 
-    def __init__(self, every: int = 1000) -> None:
+    def __init__(self, every: int = 1000, start: int = 0) -> None:
+        """``start``: steps already done (a later rung of successive halving continues them)."""
         super().__init__()
         self.every = every
         self.window: dict[str, list[float]] = {}
         self.overall: dict[str, dict[str, float]] = {}
         self.series: list[dict[str, float]] = []
-        self._next = every
+        self._next = start + every
 
     def _on_step(self) -> bool:
         for info in self.locals["infos"]:
@@ -73,13 +74,14 @@ class FitnessEvalCallback(BaseCallback):
     """Evaluates task fitness every ``every`` steps with the shared protocol; writes a CSV row
     (``progress.csv``) per evaluation so a killed run still leaves its curve."""
 
-    def __init__(self, every: int, evaluate: Callable[[], dict[str, Any]], csv_path: Path) -> None:
+    def __init__(self, every: int, evaluate: Callable[[], dict[str, Any]], csv_path: Path, start: int = 0) -> None:
+        """``start``: steps already done; evaluations stay at multiples of ``every``."""
         super().__init__()
         self.every = every
         self.evaluate = evaluate
         self.csv_path = csv_path
         self.rows: list[dict[str, Any]] = []
-        self._next = every
+        self._next = (start // every + 1) * every
         self.t0 = time.time()
         self.eval_seconds = 0.0  # kept apart so throughput counts training alone
 

@@ -19,11 +19,13 @@ from autoreward.cards import load_card_file
 from autoreward.episode import fitness_function
 from autoreward.errors import RewardProgramError
 from autoreward.program import RewardCaller, RewardError
-from autoreward.rundir import write_json
+from autoreward.rundir import read_json, write_json
 from autoreward.sandbox.child import short_traceback
 from autoreward.sandbox.registry import job
 from autoreward.train.algos import algorithm, hyperparams_for
 from autoreward.train.evaluate import EVAL_SEED, evaluate
+
+REPLAY_FILE = "replay_buffer.pkl"
 
 
 @job("train")
@@ -47,6 +49,10 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     fitness, success = fitness_function(p["fitness"], card.measure_exprs), float(p["success"])
     make_kwargs = dict(p.get("make_kwargs") or {})
     policy = p.get("policy") or card.training.policy
+    # a later rung of successive halving continues an earlier rung's policy up to ``steps``
+    cont = Path(p["continue_dir"]) if p.get("continue_dir") else None
+    prev: dict[str, Any] = read_json(cont / "metrics.json") if cont else {}
+    done_before = int(prev.get("steps", 0))
     metrics: dict[str, Any] = {
         "ok": False, "env": card.id, "task": p["task"], "algo": algo, "steps": steps, "seed": seed, "n_envs": n_envs,
         "reward": "program" if p.get("source") else "env",
@@ -80,11 +86,20 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     if reward is not None:
         venv = RewardProgramVecWrapper(venv, reward)
     hp = hyperparams_for(card.training.hyperparams, algo, p.get("hyperparams") or {})
-    venv = VecNormalize(venv, norm_obs=card.training.normalize_obs, norm_reward=True, gamma=hp.get("gamma", 0.99))
+    if cont:
+        venv = VecNormalize.load(str(cont / "vecnormalize.pkl"), venv)
+    else:
+        venv = VecNormalize(venv, norm_obs=card.training.normalize_obs, norm_reward=True, gamma=hp.get("gamma", 0.99))
     venv.seed(seed)
 
-    # 4. the model
-    model = algorithm(algo).load()(policy, venv, seed=seed, device=p.get("device", "auto"), verbose=0, **hp)
+    # 4. the model (or the earlier rung's, with its replay buffer for off-policy algorithms)
+    cls = algorithm(algo).load()
+    if cont:
+        model = cls.load(cont / "policy.zip", env=venv, device=p.get("device", "auto"))
+        if (cont / REPLAY_FILE).exists():
+            model.load_replay_buffer(cont / REPLAY_FILE)
+    else:
+        model = cls(policy, venv, seed=seed, device=p.get("device", "auto"), verbose=0, **hp)
     metrics.update(
         device=str(model.device), policy=policy, policy_class=type(model.policy).__name__, make_kwargs=make_kwargs,
         hyperparams={k: (str(v) if k == "policy_kwargs" else v) for k, v in hp.items()},
@@ -102,16 +117,19 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
         )
 
     # 6. train: untrained evaluation, learning with periodic evaluations, final evaluation
-    stats = ComponentStatsCallback(every=max(steps // 50, 100))
+    stats = ComponentStatsCallback(every=max(steps // 50, 100), start=done_before)
     progress_csv = out_dir / "progress.csv"
     progress_csv.unlink(missing_ok=True)
-    evalcb = FitnessEvalCallback(int(p.get("eval_every") or max(steps // 5, 1)), run_eval, progress_csv)
+    evalcb = FitnessEvalCallback(int(p.get("eval_every") or max(steps // 5, 1)), run_eval, progress_csv, start=done_before)
     evalcb.init_callback(model)
     try:
-        evalcb.record(0)
+        if cont:
+            evalcb.rows = list(prev["progress"])  # the curve goes on from the earlier rung
+        else:
+            evalcb.record(0)
         baseline_seconds = evalcb.eval_seconds
         t0 = time.perf_counter()
-        model.learn(total_timesteps=steps, callback=[stats, evalcb, ProgressCallback(steps)])
+        model.learn(total_timesteps=steps - done_before, callback=[stats, evalcb, ProgressCallback(steps)], reset_num_timesteps=not cont)
         train_seconds = time.perf_counter() - t0 - (evalcb.eval_seconds - baseline_seconds)
         final = run_eval(keep=bool(card.analyzer))
         if p.get("sampled_eval"):
@@ -135,11 +153,13 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     if p.get("save_policy", True):
         model.save(out_dir / "policy.zip")
         venv.save(str(out_dir / "vecnormalize.pkl"))
+        if p.get("save_replay_buffer") and hasattr(model, "save_replay_buffer"):
+            model.save_replay_buffer(out_dir / REPLAY_FILE)
     return done(
         ok=True,
-        train_seconds=round(train_seconds, 3),
-        eval_seconds=round(evalcb.eval_seconds, 3),
-        steps_per_second=round(steps / train_seconds, 1),
+        train_seconds=round(train_seconds + float(prev.get("train_seconds", 0.0)), 3),
+        eval_seconds=round(evalcb.eval_seconds + float(prev.get("eval_seconds", 0.0)), 3),
+        steps_per_second=round((steps - done_before) / train_seconds, 1),
         untrained=_summary(evalcb.rows[0]),
         final={k: v for k, v in final.items() if k != "episodes"},
         final_episodes=final["episodes"],

@@ -42,6 +42,9 @@ class TrainSpec:
     #: also evaluate the final policy with sampled actions (seeded) and report it apart as
     #: ``final_sampled``; for benchmarks only, never used to judge or select a candidate
     sampled_eval: bool = False
+    #: successive halving: continue the policy saved in this folder (an earlier rung) up to ``steps``
+    continue_dir: str = ""
+    save_replay_buffer: bool = False  # off-policy algorithms keep their buffer across rungs
 
 
 def train_candidate(
