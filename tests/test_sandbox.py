@@ -139,6 +139,7 @@ def test_a_c_level_call_is_killed_by_the_parent_within_seconds(cheetah, cheetah_
     v = verdict_for(body, cheetah, cheetah_recording, tmp_path)
     msg = v.failed.message
     assert "at transition 2 (reward call 3 of this job)" in msg and "could not be interrupted" in msg
+    assert v.failed.kind == "timeout"  # a timeout like the in-child guard's, for the repair prompt
     killed_after = float(msg.rsplit("killed after ", 1)[1].split(" s")[0])
     assert killed_after < Limits.for_check().call_seconds + 3
 

@@ -66,7 +66,8 @@ def check_program(
         if result.result.get("checks"):
             verdict.checks += [CheckResult(**c) for c in result.result["checks"]]
         else:
-            verdict.checks.append(CheckResult("dry_run", False, result.error or "the check produced no result", kind="sandbox"))
+            kind = {"call_timeout": "timeout", "wall_timeout": "timeout"}.get(result.killed, "sandbox")
+            verdict.checks.append(CheckResult("dry_run", False, result.error or "the check produced no result", kind=kind))
     verdict.accepted = all(c.passed for c in verdict.checks)
     write_json(workdir / "critic.json", verdict.to_dict())
     return verdict

@@ -108,6 +108,9 @@ class JobResult:
     returncode: int | None = None
     wall_seconds: float = 0.0
     log_path: str = ""
+    #: why the parent killed it: "call_timeout" (one reward call stuck past its budget),
+    #: "wall_timeout", or "" (it ended by itself); callers branch on this, not on ``error``
+    killed: str = ""
 
 
 def _signal_reason(rc: int, limits: Limits) -> str:
@@ -185,7 +188,7 @@ def run_job(
         except json.JSONDecodeError:
             result = {}
     if killed:
-        return JobResult(False, result, killed, rc, wall, str(log_path))
+        return JobResult(False, result, killed[1], rc, wall, str(log_path), killed=killed[0])
     if not result:
         tail = _log_tail(log_path)
         return JobResult(False, {}, f"the sandboxed worker {_signal_reason(rc, limits)} without a result{tail}", rc, wall, str(log_path))
@@ -228,16 +231,16 @@ def _read_paths(payload: dict[str, Any]) -> list[str]:
     return named + templates
 
 
-def _watch(proc: subprocess.Popen, beat: memoryview, limits: Limits, t0: float) -> str:
+def _watch(proc: subprocess.Popen, beat: memoryview, limits: Limits, t0: float) -> tuple[str, str] | None:
     """Wait for the child; kill its group at the wall-clock limit, or when one reward call has
     run ``CALL_GRACE_SECONDS`` past its budget (C-level work the in-child guard cannot stop).
-    Returns why it was killed, '' when it ended by itself."""
+    Returns (kind, message) of the kill, None when it ended by itself."""
     deadline = t0 + limits.wall_seconds
     patience = limits.call_seconds + CALL_GRACE_SECONDS
     while True:
         try:
             proc.wait(timeout=0.25)
-            return ""
+            return None
         except subprocess.TimeoutExpired:
             pass
         now = time.monotonic()
@@ -245,13 +248,13 @@ def _watch(proc: subprocess.Popen, beat: memoryview, limits: Limits, t0: float) 
         if started and now - started > patience:
             _kill_group(proc)
             where = "while the program was being defined (its module-level code)" if defining else f"at transition {calls - 1} (reward call {calls} of this job)"
-            return (
+            return "call_timeout", (
                 f"{where}: it took longer than {limits.call_seconds:g} s and could not be interrupted (stuck inside one "
                 f"C-level computation, e.g. a huge numpy operation); the job was killed after {now - started:.1f} s"
             )
         if now > deadline:
             _kill_group(proc)
-            return f"wall-clock limit of {limits.wall_seconds:.0f} s exceeded; the job was killed"
+            return "wall_timeout", f"wall-clock limit of {limits.wall_seconds:.0f} s exceeded; the job was killed"
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
