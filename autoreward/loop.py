@@ -30,13 +30,12 @@ from autoreward.critic import check_program, record_rollouts
 from autoreward.critic.check import REWARDS_FILE
 from autoreward.critic.dedupe import behavioural_duplicate, load_rewards
 from autoreward.critic.fitness import check_fitness_expr
-from autoreward.critic.review import parse_review, review
+from autoreward.critic.review import review, review_fitness
 from autoreward.designer import Designer, Draft, dedup, default_example, propose_fitness
 from autoreward.errors import ConfigError
 from autoreward.executors import LocalPool
 from autoreward.halving import Schedule, successive_halving
 from autoreward.program import RewardProgram
-from autoreward.prompts_io import render
 from autoreward.rundir import Candidate, Run, read_json, write_json, write_text
 from autoreward.train.run import TrainSpec
 
@@ -205,12 +204,9 @@ class Loop:
                 "check": prop.check, "attempts": prop.attempts, "confirmed": "auto",
             }
             if c.review != "off":
-                var = {"task": c.task, "env_text": render_card(self.card), "expr": prop.expr, "threshold": prop.success,
-                       "measures": {k: m for k, m in self.card.measures.items() if k in prop.expr}}
-                msgs = [{"role": "user", "content": render("fitness_review.j2", **var)}]
-                out = self.complete(msgs, n=1, temperature=0.0, seed=c.seed * 1000 + 950 + attempt, template="fitness_review.j2", variables=var, max_tokens=200)[0]
-                ok, reason = parse_review(out.text)
-                record["review"] = {"accept": ok, "reason": reason}
+                r = review_fitness(self.complete, c.task, render_card(self.card), prop.expr, prop.success, self.card.measures,
+                                   seed=c.seed * 1000 + 950 + attempt)
+                record["review"] = {"accept": r.accept, "reason": r.reason}
             self._print_fitness(record)
             answer = self.confirm_fitness(self, record) if self.confirm_fitness else {"action": "accept"}
             if answer["action"] == "accept":

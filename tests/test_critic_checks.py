@@ -169,3 +169,17 @@ def test_review_parses_the_answer_and_shows_the_probe(tmp_path, backwards_source
     assert r.accept is False and r.reason == "it rewards running forwards."
     asked = client.backend.prompts[0][-1]["content"]
     assert "0.91" in asked and "backward 0.90" in asked and "def compute_reward" in asked
+
+
+def test_fitness_review_explains_only_the_measures_used(tmp_path, cheetah):
+    from autoreward.critic.review import review_fitness
+    from autoreward.llm import get_client
+
+    script = tmp_path / "f.yaml"
+    script.write_text("- 'VERDICT: ACCEPT\nREASON: higher backward speed is better.'\n")
+    client = get_client(f"scripted:{script}", log_dir=tmp_path, use_cache=False)
+    r = review_fitness(client.complete, "hop backwards", "ENV", "backward_speed * 2", 1.0, cheetah.measures, seed=0)
+    assert r.accept is True and r.reason == "higher backward speed is better."
+    asked = client.backend.prompts[0][-1]["content"]
+    assert "FITNESS: backward_speed * 2" in asked and "backward_speed = Mean speed along -x" in asked
+    assert "forward_speed" not in asked  # a measure it does not use is not explained

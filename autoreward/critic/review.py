@@ -1,4 +1,5 @@
-"""The Critic's LLM review: "does this code reward the task as written?".
+"""The Critic's LLM reviews: "does this code reward the task as written?" and, for a proposed
+fitness, "does this number rise when the task is done better?".
 
 The prompt is ``prompts/critic_review.j2``; the answer is parsed here. Whether a REJECT vetoes
 the program or is only recorded is the loop's choice (``--review veto|advise|off``).
@@ -41,5 +42,18 @@ def review(
     var = {"task": task, "env_text": env_text, "code": code, "probe": probe}
     msgs = [{"role": "user", "content": render("critic_review.j2", **var)}]
     out = complete(msgs, n=1, temperature=0.0, seed=seed, template="critic_review.j2", variables=var, max_tokens=200)[0]
+    ok, reason = parse_review(out.text)
+    return Review(ok, reason, out.text)
+
+
+def review_fitness(
+    complete: Callable[..., list[Any]], task: str, env_text: str, expr: str, threshold: float, measures: dict[str, Any], seed: int
+) -> Review:
+    """Ask whether a proposed fitness rises when the task is done better (advice shown beside
+    the proposal, never a veto); the named measures it uses are explained to the reviewer."""
+    used = {name: m for name, m in measures.items() if re.search(rf"\b{re.escape(name)}\b", expr)}
+    var = {"task": task, "env_text": env_text, "expr": expr, "threshold": threshold, "measures": used}
+    msgs = [{"role": "user", "content": render("fitness_review.j2", **var)}]
+    out = complete(msgs, n=1, temperature=0.0, seed=seed, template="fitness_review.j2", variables=var, max_tokens=200)[0]
     ok, reason = parse_review(out.text)
     return Review(ok, reason, out.text)
