@@ -77,6 +77,7 @@ def compile_fitness(expr: str, measures: dict[str, str] | None = None) -> Callab
     expression names are computed, each once per episode."""
     from autoreward.program import compile_expression
 
+    expr = _measure_forms(expr, set(measures or {}))
     used = _names_in(expr) & set(measures or {})
     order = tuple(sorted(used))
     parts = [compile_expression((measures or {})[name], ("ep",)) for name in order]
@@ -96,6 +97,33 @@ def fitness_function(expr: str, measures: dict[str, str] | None = None) -> Calla
         return float(raw(ep))
 
     return fitness
+
+
+def _measure_forms(expr: str, names: set[str]) -> str:
+    """Small models write a measure as ``ep.backward_speed`` or ``backward_speed(ep)``; both mean
+    the plain name, so they are rewritten to it (Episode's own attributes are left alone)."""
+    import ast
+
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError:
+        return expr  # compile_expression reports it
+
+    class Plain(ast.NodeTransformer):
+        def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+            if isinstance(node.value, ast.Name) and node.value.id == "ep" and node.attr in names and not hasattr(Episode, node.attr):
+                return ast.copy_location(ast.Name(node.attr, ast.Load()), node)
+            return self.generic_visit(node)
+
+        def visit_Call(self, node: ast.Call) -> ast.AST:
+            f = node.func
+            if isinstance(f, ast.Name) and f.id in names and len(node.args) == 1 and not node.keywords \
+                    and isinstance(node.args[0], ast.Name) and node.args[0].id == "ep":
+                return ast.copy_location(ast.Name(f.id, ast.Load()), node)
+            return self.generic_visit(node)
+
+    new = Plain().visit(tree)
+    return ast.unparse(new) if ast.dump(new) != ast.dump(ast.parse(expr, mode="eval")) else expr
 
 
 def _names_in(expr: str) -> set[str]:

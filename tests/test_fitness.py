@@ -62,6 +62,8 @@ def test_measures_compose_by_name_and_only_used_ones_run(cheetah, episodes):
     f = compile_fitness("backward_speed * 2 + upright_fraction", cheetah.measure_exprs)
     expected = 2 * (ep.first.x_position - ep.last.x_position) / ep.duration + float(np.mean(np.abs(ep.steps("pitch")) < 1.0))
     assert f(ep) == pytest.approx(expected)
+    # the 1.5B model wrote measures as attributes of ep (and might call them): same meaning
+    assert compile_fitness("ep.backward_speed * 2 + upright_fraction(ep)", cheetah.measure_exprs)(ep) == pytest.approx(expected)
     broken = {**cheetah.measure_exprs, "unused": "ep.nothing_here"}  # never evaluated: not named
     assert compile_fitness("backward_speed", broken)(ep) == pytest.approx((ep.first.x_position - ep.last.x_position) / ep.duration)
     with pytest.raises(RewardProgramError):  # the measures obey the same policy as any fitness
