@@ -222,12 +222,21 @@ def propose_fitness(
     ``max_repairs`` times. Raises ConfigError when no proposal passes; never involves the
     reward designer."""
     base = {"env_text": env_text, "task": task, "measures": measures}
-    template, var = "fitness_proposal.j2", {**base, "feedback": feedback}
+    template, var, temperature = "fitness_proposal.j2", {**base, "feedback": feedback}, 0.2
     attempts: list[dict[str, Any]] = []
     for attempt in range(max_repairs + 1):
         msgs = [{"role": "user", "content": render(template, **var)}]
-        out = complete(msgs, n=1, temperature=0.2, seed=seed + attempt, template=template, variables=var)[0]
+        out = complete(msgs, n=1, temperature=temperature, seed=seed + attempt, template=template, variables=var)[0]
         parsed = parse_fitness_proposal(out.text)
+        if parsed is not None and attempts and (parsed[0], parsed[1]) == (attempts[-1].get("fitness"), attempts[-1].get("success")):
+            # the 1.5B model answered every repair with the rejected proposal verbatim: instead,
+            # a fresh proposal, warmer, told what was wrong (as the reward designer does)
+            var = {**base, "feedback": f"{feedback} Do not propose {parsed[0]} with threshold {parsed[1]:g}: {attempts[-1]['error']}".strip()}
+            template, temperature = "fitness_proposal.j2", 0.8
+            msgs = [{"role": "user", "content": render(template, **var)}]
+            attempts.append({"answer": out.text, "fitness": parsed[0], "success": parsed[1], "error": "the repair repeated the rejected proposal; asked for a fresh one"})
+            out = complete(msgs, n=1, temperature=temperature, seed=seed + 100 + attempt, template=template, variables=var)[0]
+            parsed = parse_fitness_proposal(out.text)
         if parsed is None:
             error = "the answer was not in the form FITNESS: <expression> / THRESHOLD: <number> / DESCRIPTION: <sentence>, or the expression is not valid Python"
             attempts.append({"answer": out.text, "error": error})
@@ -238,7 +247,7 @@ def propose_fitness(
         attempts.append({"answer": out.text, "fitness": expr, "success": success, "error": "" if result.passed else result.message})
         if result.passed:
             return FitnessProposal(expr, success, description, asdict(result), attempts)
-        template = "fitness_repair.j2"
+        template, temperature = "fitness_repair.j2", 0.2
         var = {**base, "expr": expr, "threshold": success, "error": result.message, "episodes": result.details.get("episodes") or "the"}
     last = attempts[-1]
     raise ConfigError(

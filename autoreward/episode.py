@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -68,16 +68,17 @@ class Episode:
         return self.series(name)[1:]
 
 
-def compile_fitness(expr: str, measures: dict[str, str] | None = None) -> Callable[[Episode], Any]:
+def compile_fitness(expr: str, measures: dict[str, str] | None = None, fields: Sequence[str] = ()) -> Callable[[Episode], Any]:
     """Compile a fitness expression under the reward-program policy (see ``program.py``); the
     raw value is returned, so a checker can say what came back when it is not one number.
 
     ``measures`` are the card's named episode measures (name -> expression over ``ep``): a
     fitness may use them as plain names (``backward_speed * survived``). Only the measures the
-    expression names are computed, each once per episode."""
+    expression names are computed, each once per episode. ``fields`` (the card's state field
+    names) keep ``ep.last.<field>`` a field where a measure has the same name."""
     from autoreward.program import compile_expression
 
-    expr = _measure_forms(expr, set(measures or {}))
+    expr = _measure_forms(expr, set(measures or {}), set(fields))
     used = _names_in(expr) & set(measures or {})
     order = tuple(sorted(used))
     parts = [compile_expression((measures or {})[name], ("ep",)) for name in order]
@@ -89,9 +90,9 @@ def compile_fitness(expr: str, measures: dict[str, str] | None = None) -> Callab
     return raw
 
 
-def fitness_function(expr: str, measures: dict[str, str] | None = None) -> Callable[[Episode], float]:
+def fitness_function(expr: str, measures: dict[str, str] | None = None, fields: Sequence[str] = ()) -> Callable[[Episode], float]:
     """:func:`compile_fitness`, returning a float per episode."""
-    raw = compile_fitness(expr, measures)
+    raw = compile_fitness(expr, measures, fields)
 
     def fitness(ep: Episode) -> float:
         return float(raw(ep))
@@ -99,9 +100,10 @@ def fitness_function(expr: str, measures: dict[str, str] | None = None) -> Calla
     return fitness
 
 
-def _measure_forms(expr: str, names: set[str]) -> str:
-    """Small models write a measure as ``ep.backward_speed`` or ``backward_speed(ep)``; both mean
-    the plain name, so they are rewritten to it (Episode's own attributes are left alone)."""
+def _measure_forms(expr: str, names: set[str], fields: set[str] = frozenset()) -> str:  # type: ignore[assignment]
+    """Small models write a measure as ``ep.backward_speed``, ``ep.last.backward_speed`` or
+    ``backward_speed(ep)``; all mean the plain name, so they are rewritten to it (Episode's own
+    attributes and the state's fields are left alone)."""
     import ast
 
     try:
@@ -112,6 +114,10 @@ def _measure_forms(expr: str, names: set[str]) -> str:
     class Plain(ast.NodeTransformer):
         def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
             if isinstance(node.value, ast.Name) and node.value.id == "ep" and node.attr in names and not hasattr(Episode, node.attr):
+                return ast.copy_location(ast.Name(node.attr, ast.Load()), node)
+            v = node.value  # ep.last.<measure> / ep.first.<measure>, when no state field has the name
+            if (isinstance(v, ast.Attribute) and v.attr in ("first", "last") and isinstance(v.value, ast.Name) and v.value.id == "ep"
+                    and node.attr in names and node.attr not in fields):
                 return ast.copy_location(ast.Name(node.attr, ast.Load()), node)
             return self.generic_visit(node)
 

@@ -64,6 +64,8 @@ def test_measures_compose_by_name_and_only_used_ones_run(cheetah, episodes):
     assert f(ep) == pytest.approx(expected)
     # the 1.5B model wrote measures as attributes of ep (and might call them): same meaning
     assert compile_fitness("ep.backward_speed * 2 + upright_fraction(ep)", cheetah.measure_exprs)(ep) == pytest.approx(expected)
+    assert compile_fitness("ep.last.backward_speed * 2 + upright_fraction", cheetah.measure_exprs, cheetah.field_names)(ep) == pytest.approx(expected)
+    assert compile_fitness("ep.last.pitch", {"pitch": "0.0"}, cheetah.field_names)(ep) == ep.last.pitch  # a field stays a field
     broken = {**cheetah.measure_exprs, "unused": "ep.nothing_here"}  # never evaluated: not named
     assert compile_fitness("backward_speed", broken)(ep) == pytest.approx((ep.first.x_position - ep.last.x_position) / ep.duration)
     with pytest.raises(RewardProgramError):  # the measures obey the same policy as any fitness
@@ -100,6 +102,24 @@ def test_the_proposal_prompt_lists_measures_and_the_repair_prompt_the_error(chee
     assert "rejected: it returned an array" in rep and "FITNESS: x" in rep
 
 
+def test_a_repair_that_repeats_the_rejected_proposal_gets_a_fresh_one(cheetah, episodes, tmp_path):
+    """The 1.5B model answered each repair with the rejected proposal verbatim; the next try is
+    then a fresh, warmer proposal told what to avoid."""
+    from autoreward.llm import get_client
+
+    script = tmp_path / "s.yaml"
+    script.write_text(yaml.safe_dump([
+        {"match": "Do not propose", "response": FIXED},
+        {"match": "Propose how to measure success", "response": ARRAY},
+        {"match": "You proposed this way", "response": ARRAY},
+    ]))
+    client = get_client(f"scripted:{script}", log_dir=tmp_path, use_cache=False)
+    prop = propose_fitness(client.complete, "ENV", "t", cheetah.measures, lambda e, s: check(cheetah, episodes, e, s), seed=0)
+    assert prop.expr == "backward_speed" and [a["error"][:20] for a in prop.attempts[1:2]] == ["the repair repeated "]
+    fresh = client.backend.prompts[-1][-1]["content"]
+    assert "Do not propose ep.series('x_velocity') / ep.duration with threshold 0.01" in fresh and "an array of shape" in fresh
+
+
 def test_propose_fitness_repairs_through_its_proposer(cheetah, episodes, tmp_path):
     """The real client path (scripted backend): the array answer is sent back with the exact
     message, the second answer passes; three failures end in a one-line ConfigError."""
@@ -116,7 +136,7 @@ def test_propose_fitness_repairs_through_its_proposer(cheetah, episodes, tmp_pat
 
     script.write_text(yaml.safe_dump([ARRAY]))
     client = get_client(f"scripted:{script}", log_dir=tmp_path, use_cache=False)
-    with pytest.raises(ConfigError, match="no usable fitness after 4 proposal"):
+    with pytest.raises(ConfigError, match="no usable fitness after 7 proposal"):  # 4 rounds, 3 of them repeated, so 3 fresh ones
         propose_fitness(client.complete, "ENV", "t", cheetah.measures, lambda e, s: check(cheetah, episodes, e, s), seed=0)
 
 

@@ -92,7 +92,7 @@ def run_check_job(payload: dict[str, Any], limits: dict[str, Any]) -> dict[str, 
             # every transition's reward, for the behavioural dedupe (critic/dedupe.py) in the parent
             np.save(Path(payload["rewards_path"]), np.array([x for ep in data.totals for x in ep], dtype=np.float64))
             try:
-                fitness = fitness_function(payload["fitness"], card.measure_exprs)
+                fitness = fitness_function(payload["fitness"], card.measure_exprs, card.field_names)
             except RewardProgramError as exc:
                 checks.append(CheckResult("probe", False, exc.message, kind="fitness_error"))
             else:

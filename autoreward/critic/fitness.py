@@ -96,7 +96,7 @@ def run_fitness_job(payload: dict[str, Any], limits: dict[str, Any]) -> dict[str
     """Child side: compile the expression (with the card's measures) and check it."""
     card = load_card_file(Path(payload["card_path"]))
     try:
-        fitness = compile_fitness(payload["fitness"], card.measure_exprs)
+        fitness = compile_fitness(payload["fitness"], card.measure_exprs, card.field_names)
     except RewardProgramError as exc:
         check = CheckResult("fitness", False, exc.message, kind="fitness_error")
     else:

@@ -46,7 +46,7 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     steps, seed = int(p["steps"]), int(p.get("seed", 0))
     n_envs = int(p.get("n_envs") or card.training.n_envs)
     max_steps = p.get("max_episode_steps") or card.training.max_episode_steps
-    fitness, success = fitness_function(p["fitness"], card.measure_exprs), float(p["success"])
+    fitness, success = fitness_function(p["fitness"], card.measure_exprs, card.field_names), float(p["success"])
     make_kwargs = dict(p.get("make_kwargs") or {})
     policy = p.get("policy") or card.training.policy
     # a later rung of successive halving continues an earlier rung's policy up to ``steps``
