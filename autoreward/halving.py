@@ -70,6 +70,8 @@ def successive_halving(
     """Train ``cands`` by successive halving; returns one record per rung (also for the log)."""
     alive = [c for c in cands if not _finished_without_halving(c)]
     log: list[dict[str, Any]] = []
+    if not alive:
+        return log
     for k, frac in enumerate(schedule.rungs):
         last = k == len(schedule.rungs) - 1
         full = make_spec(alive[0]).steps if alive else 0

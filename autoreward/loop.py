@@ -293,6 +293,8 @@ class Loop:
         """Train the candidates not trained yet, ``workers`` at a time (by successive halving
         when it is on); a line as each finishes."""
         c = self.cfg
+        if not cands:
+            return
         if c.halving == "on" or (c.halving == "auto" and len(cands) >= 4):
             with LocalPool(c.workers) as pool:
                 log = successive_halving(cands, self.spec, pool, Schedule(tuple(c.halving_rungs), c.halving_keep), self.console)
