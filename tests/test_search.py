@@ -126,3 +126,12 @@ def test_run_config_checks_the_halving_schedule_and_a_damaged_run_json_is_one_li
     record_run(tmp_path, "run", {"task": "t", "env": "HalfCheetah-v5", "halving_rungs": [1.0, 0.5]})
     with pytest.raises(ConfigError, match=r"run.json: halving_rungs: .*ascending"):
         saved_config(Run.load(tmp_path))
+
+
+def test_halving_with_nothing_to_train_is_a_no_op(tmp_path):
+    """All candidates rejected with --halving on: nothing to train, nothing written, no error."""
+    from rich.console import Console
+
+    from autoreward.halving import Schedule, successive_halving
+
+    assert successive_halving([], lambda c: None, None, Schedule(), Console(quiet=True)) == []  # type: ignore[arg-type]
