@@ -183,3 +183,20 @@ def test_fitness_review_explains_only_the_measures_used(tmp_path, cheetah):
     asked = client.backend.prompts[0][-1]["content"]
     assert "FITNESS: backward_speed * 2" in asked and "backward_speed = Mean speed along -x" in asked
     assert "forward_speed" not in asked  # a measure it does not use is not explained
+
+
+def test_a_reward_slow_on_every_call_is_rejected_before_the_job_runs_out(episodes):
+    """Each call stays under the per-call budget, but 4,800 of them would use the job's whole wall
+    clock (and training would take hours): the dry run says so after 20 calls."""
+    import time as _time
+
+    from autoreward.critic.dry_run import SLOW_AFTER, SLOW_MEAN_S
+
+    def slow(prev, action, state, memory):
+        _time.sleep(SLOW_MEAN_S * 1.5)
+        return -float(state.x_velocity), {}
+
+    t0 = _time.perf_counter()
+    result, data = dry_run(RewardCaller(slow), episodes)
+    assert not result.passed and result.kind == "timeout" and "too slow" in result.message
+    assert data.calls == SLOW_AFTER - 1 and _time.perf_counter() - t0 < 5

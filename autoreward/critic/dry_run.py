@@ -20,6 +20,11 @@ from autoreward.program import RewardCaller, RewardOutputError
 from autoreward.sandbox.child import CallTimeout, short_traceback
 
 REPLAY_EPISODES = 3  # replayed with fresh memory to check determinism
+#: a reward slower than this per call on average (after SLOW_AFTER calls) is rejected: each call
+#: stays under the per-call budget, yet training would take hours and the dry run its whole job's
+#: wall clock (rewards here take microseconds; 50 ms is 20,000 steps in 17 minutes of reward alone)
+SLOW_MEAN_S = 0.05
+SLOW_AFTER = 20
 
 
 @dataclass
@@ -90,6 +95,11 @@ def dry_run(caller: RewardCaller, episodes: Sequence[Any], field_names: Sequence
                     hint = f" The state has only these attributes: {', '.join(field_names)}."
                 return fail(where, f"{short_traceback(exc)}.{hint} prev: {describe_state(prev)}; state: {describe_state(state)}", "exception")
             t_calls += time.perf_counter() - t0
+            if data.calls + 1 >= SLOW_AFTER and t_calls / (data.calls + 1) > SLOW_MEAN_S:
+                mean = t_calls / (data.calls + 1)
+                return fail(where, f"too slow: a call took {1000 * mean:.0f} ms on average over {data.calls + 1} calls, longer than the "
+                                   f"{1000 * SLOW_MEAN_S:.0f} ms a reward may take; training would spend hours in the reward. "
+                                   "Compute only what the task needs from prev, action and state (no large arrays or loops)", "timeout")
             mismatch = sum_mismatch(total, comps)
             if mismatch:
                 return fail(where, mismatch, "sum_mismatch")
