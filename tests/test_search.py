@@ -29,6 +29,23 @@ OTHER = GOOD.replace("upright = -0.5 *", "upright = -5.0 *")
 FAST = ["--steps", "1024", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1"]
 
 
+def run_loop(tmp_path: Path, sources: list[str], budget: list[str]) -> tuple[subprocess.CompletedProcess, Path]:
+    """One iteration of `run` on HalfCheetah with one scripted sample per source; (result, run dir)."""
+    script = tmp_path / "s.yaml"
+    rules = [
+        {"match": "Does this code reward the task as written?", "response": "VERDICT: ACCEPT\nREASON: fine."},
+        {"match": "Measured numbers:", "response": "Fine."},
+    ]
+    script.write_text(yaml.safe_dump(rules + [f"```python\n{src}```" for src in sources]))
+    r = subprocess.run(
+        [sys.executable, "-m", "autoreward.cli", "run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards",
+         "--model", f"scripted:{script}", "--iterations", "1", "--samples", str(len(sources)), *budget, "--out", "runs"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=900,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r, next((tmp_path / "runs").iterdir())
+
+
 def test_duplicates_are_found_by_behaviour_not_by_code():
     rng = np.random.default_rng(0)
     r = rng.normal(size=2000)
@@ -43,19 +60,7 @@ def test_duplicates_are_found_by_behaviour_not_by_code():
 
 @pytest.mark.slow
 def test_a_rescaled_copy_is_not_trained_and_different_ones_train_together(tmp_path):
-    script = tmp_path / "s.yaml"
-    rules = [
-        {"match": "Does this code reward the task as written?", "response": "VERDICT: ACCEPT\nREASON: fine."},
-        {"match": "Measured numbers:", "response": "Fine."},
-    ]
-    script.write_text(yaml.safe_dump(rules + [f"```python\n{src}```" for src in (GOOD, RESCALED, OTHER)]))
-    r = subprocess.run(
-        [sys.executable, "-m", "autoreward.cli", "run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards",
-         "--model", f"scripted:{script}", "--iterations", "1", "--samples", "3", *FAST, "--out", "runs"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    run = next((tmp_path / "runs").iterdir())
+    r, run = run_loop(tmp_path, [GOOD, RESCALED, OTHER], FAST)
     dup = json.loads((run / "iter0/cand1/duplicate.json").read_text())
     assert dup["of"] == "iter0/cand0" and dup["how"] == "affine" and dup["score"] > 0.999
     assert not (run / "iter0/cand1/metrics.json").exists()
@@ -74,20 +79,8 @@ FOURTH = GOOD.replace("upright = -0.5 *", "upright = -0.05 *").replace("ctrl = -
 def test_successive_halving_spends_half_the_steps_and_continues_survivors(tmp_path):
     """4 candidates, rungs 1/4, 1/2, 1 of 2048 steps, keep half: 4x512 + 2x512 + 1x1024 = half of
     4 full trainings; survivors continue their policy, the cut keep their partial results."""
-    script = tmp_path / "s.yaml"
-    rules = [
-        {"match": "Does this code reward the task as written?", "response": "VERDICT: ACCEPT\nREASON: fine."},
-        {"match": "Measured numbers:", "response": "Fine."},
-    ]
-    script.write_text(yaml.safe_dump(rules + [f"```python\n{src}```" for src in (GOOD, OTHER, THIRD, FOURTH)]))
     fast = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=256", "--set", "n_epochs=1", "--set", "batch_size=64"]
-    r = subprocess.run(
-        [sys.executable, "-m", "autoreward.cli", "run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards",
-         "--model", f"scripted:{script}", "--iterations", "1", "--samples", "4", *fast, "--out", "runs"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=900,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    run = next((tmp_path / "runs").iterdir())
+    r, run = run_loop(tmp_path, [GOOD, OTHER, THIRD, FOURTH], fast)
     log = json.loads((run / "iter0/halving.json").read_text())  # on by default with 4 candidates
     assert [x["steps"] for x in log] == [512, 1024, 2048]
     assert [len(x["fitness"]) for x in log] == [4, 2, 1] and len(log[0]["kept"]) == 2 and len(log[1]["kept"]) == 1
