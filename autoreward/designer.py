@@ -207,6 +207,18 @@ class FitnessProposal:
     attempts: list[dict[str, Any]]  # every answer, what was parsed from it, and why it was rejected
 
 
+def measures_by_relevance(task: str, measures: dict[str, Any]) -> dict[str, Any]:
+    """The card's measures, the ones whose name and doc share most words with the task first.
+
+    The prompt's example names the first measure, and the 1.5B model copies the example: in
+    card order that was ``forward_speed`` for "hop backwards while staying upright"."""
+    from autoreward.textrank import rank
+
+    names = list(measures)
+    docs = [f"{n} {getattr(measures[n], 'doc', '')}" for n in names]
+    return {names[i]: measures[names[i]] for i in rank(task, docs)}
+
+
 def propose_fitness(
     complete: Callable[..., list[Any]],
     env_text: str,
@@ -221,7 +233,7 @@ def propose_fitness(
     sandboxed fitness check) and send each failure back with its exact message, up to
     ``max_repairs`` times. Raises ConfigError when no proposal passes; never involves the
     reward designer."""
-    base = {"env_text": env_text, "task": task, "measures": measures}
+    base = {"env_text": env_text, "task": task, "measures": measures_by_relevance(task, measures)}
     template, var, temperature = "fitness_proposal.j2", {**base, "feedback": feedback}, 0.2
     attempts: list[dict[str, Any]] = []
     for attempt in range(max_repairs + 1):

@@ -223,3 +223,23 @@ def test_a_person_edits_the_proposed_fitness_in_the_terminal(tmp_path):
     assert f["fitness"] == "backward_speed * upright_fraction" and f["success"] == 1.5 and f["confirmed"] == "user-edited"
     m = json.loads((run / "iter0/cand0/metrics.json").read_text())
     assert m["ok"]
+
+
+def test_measures_are_shown_most_relevant_first() -> None:
+    """The prompt's example names the first measure and a small model copies it: for a backward
+    task the backward measure must come before the forward one (card order put forward first)."""
+    from autoreward.cards.loading import load_card
+    from autoreward.designer import measures_by_relevance
+    from autoreward.prompts_io import render
+
+    card = load_card("Hopper-v5")
+    assert list(card.measures)[0] == "forward_speed"  # the card's own order, which misled the model
+    ordered = list(measures_by_relevance("hop backwards while staying upright", card.measures))
+    assert sorted(ordered) == sorted(card.measures)
+    assert ordered.index("backward_speed") < ordered.index("forward_speed")
+    assert set(ordered[:2]) == {"backward_speed", "upright_fraction"}
+    prompt = render("fitness_proposal.j2", env_text="", task="hop backwards", feedback="",
+                    measures=measures_by_relevance("hop backwards", card.measures))
+    assert "For example: FITNESS: backward_speed" in prompt
+    ant = list(measures_by_relevance("walk towards the left, along +y", load_card("Ant-v5").measures))
+    assert ant[0] == "left_speed"
