@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 envs_app = typer.Typer(help="List env cards and show what the LLM is told about an env.", invoke_without_command=True)
 app.add_typer(envs_app, name="envs")
+library_app = typer.Typer(help="The reward library: verified rewards shown to the designer as examples.", no_args_is_help=True)
+app.add_typer(library_app, name="library")
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
@@ -293,6 +295,8 @@ def run(
     cards: Optional[Path] = CardsOpt,
     require_confinement: bool = RequireConfinementOpt,
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of run options (keys as in `autoreward.synthesize`); flags override it."),
+    library: Optional[Path] = typer.Option(None, "--library", help="Reward library folder (default: AUTOREWARD_LIBRARY, else the user data dir)."),
+    no_library: bool = typer.Option(False, "--no-library", help="Neither show library examples to the designer nor add this run's best."),
 ) -> None:
     """Design, check, train and refine reward programs for TASK on ENV."""
     _require_confinement(require_confinement)
@@ -313,6 +317,7 @@ def run(
         "max_wall_s": (max_wall, typed("max_wall")), "interactive": (interactive, typed("interactive")), "policy": (policy, typed("policy")),
         "env_kwargs": (_parse_sets(env_kwargs, "--env-kwarg", "obs_mode=pixels"), typed("env_kwargs")), "device": (device, typed("device")),
         "out": (out, typed("out")), "cards": ([cards] if cards else [], typed("cards")), "workers": (workers, typed("workers")), "halving": (halving, typed("halving")),
+        "library": (not no_library, typed("no_library")), "library_dir": (str(library) if library else None, typed("library")),
     }
     from_file = api.read_run_options(config) if config else {}
     options = {**{k: v for k, (v, t) in flags.items() if not t}, **from_file, **{k: v for k, (v, t) in flags.items() if t}}
@@ -495,6 +500,68 @@ def export(
 
     path = api.export(run_dir, output, cand)
     console.print(f"written: {path}  (import {path.stem}; env = {path.stem}.make_env())")
+
+
+# ---------------------------------------------------------------------------------------------
+# The reward library
+
+LibraryOpt = typer.Option(None, "--library", help="Library folder (default: AUTOREWARD_LIBRARY, else the user data dir).")
+
+
+def _library(path: Optional[Path]) -> Any:
+    from autoreward.library import Library
+
+    return Library(path)
+
+
+@library_app.command("list")
+def library_list(env: Optional[str] = typer.Option(None, "--env", help="Only this env's entries."), library: Optional[Path] = LibraryOpt) -> None:
+    """Every entry: id, env, task, measured fitness, where it came from."""
+    lib = _library(library)
+    entries = [e for e in lib.entries() if env is None or e.env == env]
+    table = Table("id", "env", "task", "fitness", "source", "date", title=f"reward library: {lib.root}")
+    for e in entries:
+        fit = e.fitness.line() if e.fitness else "not measured"
+        table.add_row(e.id, e.env, e.preset or e.task[:60], fit + ("" if e.verified else " [not shown: no better than untrained]"), e.source, e.date)
+    console.print(table)
+    for path in lib.damaged:
+        err.print(f"warning: skipped {path}: not a library entry (fix or delete it)", highlight=False, markup=False)
+
+
+@library_app.command("show")
+def library_show(entry_id: str = typer.Argument(..., metavar="ID", help="An entry id (or its first characters)."), library: Optional[Path] = LibraryOpt) -> None:
+    """One entry: what it was verified on, then its code."""
+    e = _library(library).get(entry_id)
+    console.print(f"id: {e.id}\nenv: {e.env}\npreset: {e.preset or '-'}\ntask: {e.task}", markup=False, highlight=False)
+    console.print(f"fitness: {e.fitness.line() + ' — ' + e.fitness.name if e.fitness else 'not measured'}", markup=False, highlight=False)
+    console.print(f"verdict: {e.verdict or '-'}\nsource: {e.source}\ndate: {e.date}\n", markup=False, highlight=False)
+    sys.stdout.write(e.code if e.code.endswith("\n") else e.code + "\n")
+
+
+@library_app.command("add")
+def library_add(
+    reward: Path = typer.Argument(..., metavar="FILE", help="A reward program defining compute_reward."),
+    env: str = typer.Option(..., "--env", help="Env id the reward reads state from."),
+    task: str = typer.Option(..., "--task", help="A preset name of the env, or the task in words."),
+    fitness: Optional[float] = typer.Option(None, "--fitness", help="The task fitness a policy trained with it reached."),
+    untrained: Optional[float] = typer.Option(None, "--untrained", help="The untrained policy's fitness, for comparison."),
+    cards: Optional[Path] = CardsOpt,
+    library: Optional[Path] = LibraryOpt,
+) -> None:
+    """Add a reward you vouch for (it must pass the static policy)."""
+    from autoreward.library import from_file
+
+    lib = _library(library)
+    e = lib.add(from_file(reward, env, task, fitness=fitness, untrained=untrained, cards=_cards(cards)))
+    console.print(f"added {e.id} ({e.env}: {e.task}) to {lib.root}", markup=False, highlight=False)
+
+
+@library_app.command("remove")
+def library_remove(entry_id: str = typer.Argument(..., metavar="ID", help="An entry id (or its first characters)."), library: Optional[Path] = LibraryOpt) -> None:
+    """Remove an entry (a shipped one is hidden; its file under examples/ stays)."""
+    lib = _library(library)
+    e = lib.remove(entry_id)
+    console.print(f"removed {e.id} ({e.env}: {e.task}){' (shipped: hidden)' if e.shipped else ''}", markup=False, highlight=False)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from autoreward.errors import ConfigError
@@ -97,9 +97,14 @@ class Designer:
     #: ``reward_example`` or the default for its action space (:func:`default_example`)
     example: str
     temperature: float = 0.8
+    #: verified rewards from the library (entries as plain dicts) that the initial prompt shows
+    #: as examples with their measured fitness (Text2Reward's few-shot setting)
+    library: list[dict[str, Any]] = field(default_factory=list)
 
     def _messages(self, template: str, **variables: Any) -> tuple[list[dict[str, str]], dict[str, Any]]:
         variables = {"env_text": self.env_text, "task": self.task, "fitness_doc": self.fitness_doc, **variables}
+        if template == "designer_initial.j2":
+            variables.setdefault("library", self.library)
         return (
             [
                 {"role": "system", "content": render("designer_system.j2", example=self.example)},

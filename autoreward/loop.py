@@ -35,6 +35,8 @@ from autoreward.designer import Designer, Draft, dedup, default_example, propose
 from autoreward.errors import ConfigError
 from autoreward.executors import LocalPool
 from autoreward.halving import Schedule, successive_halving
+from autoreward.library import Exclude, Library
+from autoreward.library import from_run_best as library_entry_of_run
 from autoreward.program import RewardProgram
 from autoreward.rundir import Candidate, Run, read_json, write_json, write_text
 from autoreward.train.run import TrainSpec
@@ -77,6 +79,12 @@ class RunConfig(BaseModel):
     )
     halving_rungs: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0], description="Rung budgets as fractions of --steps, ascending, ending at 1.0.")
     halving_keep: float = Field(0.5, gt=0.0, lt=1.0, description="Fraction of the ranked candidates that continues to the next rung.")
+    library: bool = Field(True, description="Use the reward library: its most relevant verified rewards go into the designer's first prompt, and this run's best is added to it at the end (--no-library: neither).")
+    library_dir: str | None = Field(None, description="Library folder; default AUTOREWARD_LIBRARY, else the user data dir.")
+    library_k: int = Field(2, ge=0, description="How many library entries the designer's first prompt shows.")
+    library_exclude: list[Exclude] = Field(
+        default_factory=list, description="Rules keeping entries out of the prompt (leave-one-out), e.g. [{env: HalfCheetah-v5, preset: run_backwards}]; an entry matching every field of a rule is left out."
+    )
 
     @field_validator("halving_rungs")
     @classmethod
@@ -371,7 +379,8 @@ class Loop:
     def run_iteration(self, i: int) -> None:
         c = self.cfg
         it = self.dir / f"iter{i}"
-        designer = Designer(self, render_card(self.card), c.task, c.fitness_doc or c.fitness or "", example=self.example)
+        designer = Designer(self, render_card(self.card), c.task, c.fitness_doc or c.fitness or "", example=self.example,
+                            library=self.library_examples())
         seed = c.seed * 1000 + i * 100
         designs_path = it / "designs.json"
         if designs_path.exists():
@@ -433,7 +442,56 @@ class Loop:
             self.save_state()
             if self.hook and not self.state.get("stopped") and self.state["iteration"] < self.cfg.iterations:
                 self.apply(self.hook(self, i))
+        self.add_to_library()
         return self.result()
+
+    # ----- the reward library ------------------------------------------------------------------
+
+    def library_examples(self) -> list[dict[str, Any]]:
+        """The library entries the designer's first prompt shows (``library_k`` of them, minus
+        ``library_exclude``), chosen once per run and saved in ``library.json``: a resumed run
+        asks the same prompt (and hits the cache) even after other runs have added entries."""
+        path = self.dir / "library.json"
+        if path.exists():
+            return list(read_json(path).get("examples", []))
+        c = self.cfg
+        if not c.library or c.library_k <= 0:
+            return []
+        lib = Library(c.library_dir)
+        try:
+            found = lib.relevant(self.card.id, c.task, c.library_k, preset=c.preset, exclude=c.library_exclude,
+                                 fields=[f.name for f in self.card.state])
+        except OSError as exc:  # an unreadable library costs the examples, never the run
+            self.console.print(f"[yellow]reward library {escape(str(lib.root))} not readable[/]: {escape(str(exc))}; no examples shown")
+            return []
+        examples = [{**e.model_dump(), "same_env": e.env == self.card.id} for e in found]
+        write_json(path, {"library": str(lib.root), "k": c.library_k, "exclude": [x.model_dump(exclude_none=True) for x in c.library_exclude],
+                          "examples": examples})
+        if examples:
+            shown = ", ".join(f"{e['id']} ({e['env']}: {textwrap.shorten(e['task'], 50, placeholder='…')})" for e in examples)
+            self.console.print(f"library: the designer is shown {escape(shown)}")
+        return examples
+
+    def add_to_library(self) -> None:
+        """Add the run's best reward (accepted, trained, with a fitness) to the library, with its
+        env, task, fitness and verdict; a failure to write is a warning, never a lost run."""
+        c = self.cfg
+        if not c.library:
+            return
+        t = self.card.tasks.get(c.preset) if c.preset else None
+        entry = library_entry_of_run(self.dir, self.card.id, c.task, c.preset, c.fitness, c.success,
+                                     unit=t.unit if t else "", fitness_doc=c.fitness_doc)
+        if entry is None:
+            return
+        lib = Library(c.library_dir)
+        try:
+            lib.add(entry)
+        except OSError as exc:
+            self.console.print(f"[yellow]could not add the best reward to the library {escape(str(lib.root))}[/]: {escape(str(exc))}")
+            return
+        self.state["library_added"] = entry.id
+        self.save_state()
+        self.console.print(f"library: added the best reward as {entry.id} (`autoreward library show {entry.id}`)")
 
     def extend(self, iterations: int) -> None:
         """Allow ``iterations`` more iterations after the ones done (``refine``), and clear the
@@ -480,7 +538,8 @@ class Loop:
 
     def result(self) -> dict[str, Any]:
         best = self.best()
-        out = {"run_dir": str(self.dir), "best": best.summary() if best else None, "stopped": self.state.get("stopped", ""), "iterations_done": self.state["iteration"], "tokens": self.state["tokens"], "cost": self.state["cost"], **self.sample_stats()}
+        out = {"run_dir": str(self.dir), "best": best.summary() if best else None, "stopped": self.state.get("stopped", ""), "iterations_done": self.state["iteration"], "tokens": self.state["tokens"], "cost": self.state["cost"], **self.sample_stats(),
+               "library_added": self.state.get("library_added")}
         if best and best.metrics:
             out.update(best_reward=str(best.dir / "reward.py"), best_fitness=best.fitness, untrained_fitness=best.metrics["untrained"]["fitness_mean"])
         write_json(self.dir / "result.json", out)

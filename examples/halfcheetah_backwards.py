@@ -1,3 +1,8 @@
+"""The README's example task, written by hand: reward -x velocity, keep upright, small control cost.
+
+env: HalfCheetah-v5
+task: run_backwards
+"""
 import numpy as np
 
 def compute_reward(prev, action, state, memory):

@@ -26,3 +26,12 @@ def cheetah_recording(cheetah, tmp_path_factory):
 @pytest.fixture
 def backwards_source() -> str:
     return (EXAMPLES / "halfcheetah_backwards.py").read_text()
+
+
+@pytest.fixture(autouse=True)
+def library_dir(tmp_path_factory, monkeypatch) -> Path:
+    """Every run adds its best reward to the reward library: each test gets its own library
+    folder (AUTOREWARD_LIBRARY, inherited by CLI subprocesses), never the user's data dir."""
+    path = tmp_path_factory.mktemp("library")
+    monkeypatch.setenv("AUTOREWARD_LIBRARY", str(path))
+    return path

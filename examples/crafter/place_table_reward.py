@@ -10,6 +10,9 @@ A table costs 2 wood and goes on grass, sand or path. Terms:
 - idle: -0.01 for a step that changed nothing (same cell, same facing, nothing gained), so
   deterministic policies do not get stuck pushing into an obstacle.
 - damage / death: stay alive (zombies kill most agents by step 200).
+
+env: Crafter-v1
+task: place_table
 """
 import numpy as np
 

@@ -6,6 +6,9 @@ benchmark suite). Reward-program interface; imports only numpy and math.
   pays only from above;
 - close: keep the fingers closed, a fist presses better than open fingers (small);
 - solved: +2 on every step the env reports success.
+
+env: MetaWorld-button-press-topdown-v3
+task: press_button
 """
 import numpy as np
 

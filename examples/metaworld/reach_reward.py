@@ -4,6 +4,9 @@ standing in for a good designer answer). Reward-program interface; imports only 
 - approach: a bounded term that grows as the gripper nears the goal (1 at the goal, 0.5 at 5 cm);
 - progress: the distance closed this step, in centimetres (dense early signal);
 - solved: +1 on every step the env reports success, so the policy stays on the goal.
+
+env: MetaWorld-reach-v3
+task: reach
 """
 import math
 
