@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from autoreward.program import NOT_IN_COMPONENTS
 from autoreward.prompts_io import render
 from autoreward.rundir import read_json, write_json, write_text
 
@@ -61,8 +62,12 @@ def numbers(metrics: dict[str, Any]) -> dict[str, Any]:
     if fit and out["fitness_final"] <= out["fitness_untrained"]:
         flags.append("no progress: the trained policy is no better than the untrained one")
     comps = out["components"]
+    if NOT_IN_COMPONENTS in comps:
+        v = comps[NOT_IN_COMPONENTS]
+        flags.append(f"the total is not the sum of its components: the term {NOT_IN_COMPONENTS} (mean {v['mean']:.3g}, "
+                     f"min {v['min']:.3g}, max {v['max']:.3g}) is what the named components do not explain; make the total additive")
     if comps:
-        mags = {k: max(abs(v["min"]), abs(v["max"])) for k, v in comps.items() if k != "env_reward"}
+        mags = {k: max(abs(v["min"]), abs(v["max"])) for k, v in comps.items() if k not in ("env_reward", NOT_IN_COMPONENTS)}
         if mags:
             big = max(mags.values())
             for k, m in mags.items():

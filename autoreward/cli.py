@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from autoreward.errors import AutorewardError, ConfigError
+from autoreward.errors import AutorewardError, ConfigError, ExitCode
 
 app = typer.Typer(
     add_completion=False,
@@ -121,7 +121,7 @@ def check(
         verdict = api.check(reward, env, task, out=out, cards=_cards(cards))
     _print_verdict(verdict)
     console.print(f"verdict: {verdict.run_dir / 'candidate' / 'critic.json'}")
-    raise typer.Exit(0 if verdict.accepted else 1)
+    raise typer.Exit(ExitCode.OK if verdict.accepted else ExitCode.FAILED)
 
 
 def _print_verdict(verdict: Any) -> None:
@@ -182,10 +182,10 @@ def eval_cmd(
             progress.finish(steps)
     if not ev.trained:
         console.print("not training a rejected reward (use --skip-check to train anyway)")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     if not ev.ok or not ev.metrics:
         err.print(f"[red]training failed[/]: {ev.error}", highlight=False)
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     m, t = ev.metrics, _task_spec(env, task, cards)
     u, f = m["untrained"], m["final"]
     table = Table("", "task fitness", "success rate", "env return")
@@ -265,7 +265,8 @@ def bench(
 @app.command()
 def run(
     ctx: typer.Context,
-    task: Optional[str] = typer.Argument(None, help='The task in words, e.g. "make the half-cheetah run backwards".'),
+    task: Optional[str] = typer.Argument(None, help='The task in words, e.g. "make the half-cheetah run backwards"; - reads it from stdin.'),
+    task_file: Optional[Path] = typer.Option(None, "--task-file", help="Read the task text from this file (- for stdin) instead of TASK."),
     env: Optional[str] = typer.Option(None, "--env", help="Env id, e.g. HalfCheetah-v5."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Preset whose fitness judges candidates (default: the designer proposes one)."),
     model: Optional[str] = typer.Option(None, "--model", help="local (default), scripted:FILE, openai/..., anthropic/..., ollama/..."),
@@ -302,13 +303,16 @@ def run(
     _require_confinement(require_confinement)
     from autoreward import api
 
+    if task_file is not None or task == "-":
+        task = _read_task(task, task_file)
+
     def typed(*params: str) -> bool:  # by name: typer may bring its own click's enum
         return any(getattr(ctx.get_parameter_source(p), "name", "") in ("COMMANDLINE", "ENVIRONMENT") for p in params)
 
     # synthesize's keyword -> (value, whether the user typed the flag); typed flags override the
     # --config file, which overrides the flags' defaults
     flags = {
-        "task": (task, typed("task")), "env": (env, typed("env")), "preset": (preset, typed("preset")), "model": (model, typed("model")),
+        "task": (task, typed("task", "task_file")), "env": (env, typed("env")), "preset": (preset, typed("preset")), "model": (model, typed("model")),
         "iterations": (iterations, typed("iterations")), "samples": (samples, typed("samples")), "steps": (steps, typed("steps")),
         "algo": (algo, typed("algo")), "seed": (seed, typed("seed")), "hyperparams": (_parse_sets(sets), typed("sets")),
         "max_episode_steps": (max_episode_steps, typed("max_episode_steps")), "eval_episodes": (eval_episodes, typed("eval_episodes")),
@@ -321,13 +325,36 @@ def run(
     }
     from_file = api.read_run_options(config) if config else {}
     options = {**{k: v for k, (v, t) in flags.items() if not t}, **from_file, **{k: v for k, (v, t) in flags.items() if t}}
-    if not options.get("task") or not options.get("env"):
+    if options.get("task") is None or not options.get("env"):  # an empty TASK is api.check_task's error
         raise ConfigError("run needs TASK and --env", "give them on the command line or as `task:` and `env:` in --config")
     hook = _interactive_hook if options.pop("interactive", False) else None
     ask = not yes and sys.stdin.isatty() and sys.stdout.isatty()  # CI and pipes: the fitness is printed and accepted
     result = api.synthesize(options.pop("task"), options.pop("env"), console=console, hook=hook,
                             confirm_fitness=_confirm_fitness if ask else None, **options)
     _print_result(result.summary)
+
+
+def _read_task(task: Optional[str], task_file: Optional[Path]) -> str:
+    """The task text from ``--task-file FILE`` or stdin (``-``); api.check_task judges its length."""
+    if task_file is not None and task not in (None, "-"):
+        raise ConfigError("give the task either as TASK or with --task-file, not both", "drop one of them")
+    source = "-" if task_file is None else str(task_file)
+    try:
+        data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"--task-file {source} does not exist", "check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(f"--task-file {source} is a directory", "give a text file holding the task in words") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read --task-file {source}: {exc.strerror or exc}", "check the file's permissions") from None
+    where = "stdin" if source == "-" else source
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\x00"
+    if "\x00" in text:
+        raise ConfigError(f"the task in {where} is binary, not UTF-8 text", "give a text file holding the task in words")
+    return text
 
 
 def _print_result(result: dict[str, Any]) -> None:
@@ -344,7 +371,7 @@ def _print_result(result: dict[str, Any]) -> None:
     if not result.get("best"):
         console.print("[red]no candidate was trained successfully[/]; see the run directory for the critic's reasons")
         console.print(f"inspect: autoreward show {result['run_dir']}")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
     console.print(f"best reward: {result['best_reward']}")
     console.print(f"best fitness: {result['best_fitness']:.4g} (untrained policy: {result['untrained_fitness']:.4g})")
     console.print(f"inspect: autoreward show {result['run_dir']}")
@@ -482,6 +509,10 @@ def show(
         console.print(f"review: {'accept' if r['accept'] else 'reject' if r['accept'] is False else 'no verdict'} — {r['reason']}", markup=False)
     if (best.dir / "analysis.md").exists():
         console.print((best.dir / "analysis.md").read_text(), markup=False, highlight=False)
+    elif best.metrics:  # `eval` runs are not analyzed: the same numbers, without the LLM's summary
+        from autoreward.analyzer import format_numbers, numbers
+
+        console.print(format_numbers(numbers(best.metrics)), markup=False, highlight=False)
 
 
 def _fmt(x: Optional[float]) -> str:
@@ -573,7 +604,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted; finished steps are saved in the run directory")
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -117,14 +117,27 @@ class RewardProgram:
 
     @classmethod
     def from_file(cls, path: Path | str) -> "RewardProgram":
-        """Read a reward file; unreadable or non-UTF-8 files are one-line errors."""
+        """Read a reward file; a missing, unreadable, binary or empty file is a one-line error
+        with the fix, before any run directory is made (a critic verdict on an empty file would
+        blame the code for a wrong path)."""
         p = Path(path)
+        fix = "give the .py file that defines compute_reward(prev, action, state, memory)"
         try:
-            text = p.read_text(encoding="utf-8")
+            data = p.read_bytes()
         except FileNotFoundError:
-            raise RewardProgramError(f"reward file {p} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RewardProgramError(f"cannot read reward file {p}: {exc}") from None
+            raise RewardProgramError(f"reward file {p} does not exist", "check the path") from None
+        except IsADirectoryError:
+            raise RewardProgramError(f"reward file {p} is a directory", fix) from None
+        except OSError as exc:
+            raise RewardProgramError(f"cannot read reward file {p}: {exc.strerror or exc}", "check the file's permissions") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = "\x00"
+        if "\x00" in text:
+            raise RewardProgramError(f"reward file {p} is binary, not Python source (UTF-8 text)", fix)
+        if not text.strip():
+            raise RewardProgramError(f"reward file {p} is empty", fix)
         return cls(source=text)
 
     def normalized_ast(self) -> str:
@@ -405,6 +418,20 @@ def validate_output(out: Any) -> tuple[float, dict[str, float]]:
             raise RewardOutputError(f"component {k!r} is {v}")
         clean[k] = float(v)
     return float(total), clean
+
+
+#: the component name under which a total's difference from the sum of its components is shown
+#: (a total like ``exp(0.15 * sum(terms))`` trains; the analyzer, ``show`` and the refine prompt
+#: present what the components do not explain as this term of its own)
+NOT_IN_COMPONENTS = "(not in components)"
+
+
+def not_in_components(total: float, comps: dict[str, float]) -> float:
+    """``total - sum(components)``, or 0.0 when they agree to rounding (or there are none)."""
+    if not comps:
+        return 0.0
+    s = math.fsum(comps.values())
+    return 0.0 if abs(s - total) <= 1e-6 * max(1.0, abs(total), abs(s)) else total - s
 
 
 def frozen_array(value: Any, dtype: Any = None) -> np.ndarray:

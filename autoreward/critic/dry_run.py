@@ -1,8 +1,10 @@
 """The dry run: call the reward on every recorded transition, in order, episode ends included.
 
-Each call must return a finite float and finite float components that add up to it; the reward
-must be deterministic on replay and not constant. Magnitudes and the time per call are
-reported. A plain function over recorded episodes and a :class:`RewardCaller`, so it runs in
+Each call must return a finite float and finite float components; the reward must be
+deterministic on replay and not constant. Components that do not add up to the total are a
+warning, not a rejection: such a reward trains as well as any (Eureka-style rewards are often
+``exp(t * sum(terms))`` or a product of terms), and the difference is reported as its own
+``(not in components)`` term. Magnitudes and the time per call are reported. A plain function over recorded episodes and a :class:`RewardCaller`, so it runs in
 the sandboxed child in production and in-process in tests (on trusted programs).
 """
 
@@ -16,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from autoreward.critic.verdict import CheckResult, stats
-from autoreward.program import RewardCaller, RewardOutputError
+from autoreward.program import NOT_IN_COMPONENTS, RewardCaller, RewardOutputError, not_in_components
 from autoreward.sandbox.child import CallTimeout, short_traceback
 
 REPLAY_EPISODES = 3  # replayed with fresh memory to check determinism
@@ -49,14 +51,12 @@ def describe_state(s: Any) -> str:
 
 
 def sum_mismatch(total: float, comps: dict[str, float]) -> str:
-    """'' when the components add up to the total (the interface's contract), else a message
-    that names the likely culprit: a component left out of the total, or a term not listed."""
-    if not comps:
+    """'' when the components add up to the total, else a message (for the warning) that names
+    the likely culprit: a component left out of the total, or a term not listed."""
+    if not not_in_components(total, comps):
         return ""
     s = sum(comps.values())
     tol = 1e-6 * max(1.0, abs(total), abs(s))
-    if abs(s - total) <= tol:
-        return ""
     left_out = [k for k, v in comps.items() if v != 0 and abs(s - v - total) <= tol]
     hint = (
         f"component {left_out[0]!r} seems to be missing from the total"
@@ -70,6 +70,8 @@ def dry_run(caller: RewardCaller, episodes: Sequence[Any], field_names: Sequence
     """Run every transition of ``episodes`` through ``caller``; the first problem fails it."""
     data = DryRun()
     t_calls = 0.0
+    residuals: list[float] = []  # total - sum(components) per transition
+    first_mismatch = ""
 
     def fail(where: str, message: str, kind: str) -> tuple[CheckResult, DryRun]:
         return CheckResult("dry_run", False, f"at {where}: {message}", {"transition": data.calls}, kind=kind), data
@@ -100,9 +102,9 @@ def dry_run(caller: RewardCaller, episodes: Sequence[Any], field_names: Sequence
                 return fail(where, f"too slow: a call took {1000 * mean:.0f} ms on average over {data.calls + 1} calls, longer than the "
                                    f"{1000 * SLOW_MEAN_S:.0f} ms a reward may take; training would spend hours in the reward. "
                                    "Compute only what the task needs from prev, action and state (no large arrays or loops)", "timeout")
-            mismatch = sum_mismatch(total, comps)
-            if mismatch:
-                return fail(where, mismatch, "sum_mismatch")
+            residuals.append(not_in_components(total, comps))
+            if residuals[-1] and not first_mismatch:
+                first_mismatch = f"at {where}: {sum_mismatch(total, comps)}"
             data.calls += 1
             ep_totals.append(total)
             for k, v in comps.items():
@@ -126,6 +128,9 @@ def dry_run(caller: RewardCaller, episodes: Sequence[Any], field_names: Sequence
     if float(np.std(flat)) <= 1e-12 * max(1.0, float(np.abs(flat).max())):
         msg = f"constant: it returned {flat[0]!r} for all {data.calls} transitions, so it cannot guide learning"
         return CheckResult("dry_run", False, msg, kind="constant"), data
+    mismatched = sum(1 for r in residuals if r)
+    if mismatched:  # every transition gets the term (0 where they agree), so the probe can rank it
+        data.components[NOT_IN_COMPONENTS] = residuals
     details = {
         "transitions": data.calls,
         "episodes": len(episodes),
@@ -133,4 +138,12 @@ def dry_run(caller: RewardCaller, episodes: Sequence[Any], field_names: Sequence
         "components": {k: stats(np.array(v)) for k, v in data.components.items()},
         "per_call_us": round(1e6 * t_calls / max(data.calls, 1), 2),
     }
-    return CheckResult("dry_run", True, f"{data.calls} transitions over {len(episodes)} episodes", details), data
+    result = CheckResult("dry_run", True, f"{data.calls} transitions over {len(episodes)} episodes", details)
+    if mismatched:
+        details["not_in_components"] = {"transitions": mismatched, "first": first_mismatch}
+        result.warnings.append(
+            f"the total is not the sum of its components at {mismatched} of {data.calls} transitions ({first_mismatch}). "
+            f"It is accepted and trains; the difference is shown as the '{NOT_IN_COMPONENTS}' term. An additive total "
+            "(total = sum of the components) lets each term's effect be read"
+        )
+    return result, data

@@ -20,7 +20,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from autoreward.cards import EnvCard, StateExtractor
-from autoreward.program import RewardCaller, RewardError, frozen_array
+from autoreward.program import NOT_IN_COMPONENTS, RewardCaller, RewardError, frozen_array, not_in_components
 
 PREV, STATE = "autoreward_prev", "autoreward_state"
 
@@ -53,7 +53,9 @@ class RewardProgramVecWrapper(VecEnvWrapper):
     The env's own reward stays visible as ``info['env_reward']`` and the components as
     ``info['reward_components']``. ``memory`` is a fresh dict per env per episode. ``reward`` is
     the one guarded, validating caller (``program.RewardCaller``) that evaluation and the
-    critic use too.
+    critic use too. A total that is not the sum of its components trains as it is; from the first
+    step where they differ, the difference is a component of its own, ``(not in components)``
+    (0.0 on steps where they agree), so the statistics show what the named terms do not explain.
     """
 
     def __init__(self, venv: VecEnv, reward: RewardCaller) -> None:
@@ -62,6 +64,7 @@ class RewardProgramVecWrapper(VecEnvWrapper):
         self.memory: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         self.actions: np.ndarray | None = None
         self.steps = 0
+        self.non_additive = False
 
     def reset(self) -> Any:
         self.memory = [{} for _ in range(self.num_envs)]
@@ -81,7 +84,9 @@ class RewardProgramVecWrapper(VecEnvWrapper):
             except Exception as exc:
                 raise RewardError(f"at training step {self.steps + 1} (env {i})") from exc
             info["env_reward"] = float(rewards[i])
-            info["reward_components"] = comps
+            rest = not_in_components(total, comps)
+            self.non_additive = self.non_additive or bool(rest)
+            info["reward_components"] = {**comps, NOT_IN_COMPONENTS: rest} if self.non_additive else comps
             new[i] = total
             if dones[i]:
                 self.memory[i] = {}
