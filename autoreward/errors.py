@@ -7,11 +7,27 @@ only ``cli.py`` turns them into one-line messages and exit codes (gymnasium's
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """The exit codes of the ``autoreward`` command, defined once (README: "Exit codes").
+
+    Scripts can tell "your input is wrong" (2) from "the LLM could not be reached" (3) from
+    "it ran, and the result is a rejection or a failure" (1). Click's own usage errors exit 2
+    too, so every mistake on the command line reads the same."""
+
+    OK = 0
+    FAILED = 1  #: ran to the end, but the reward was rejected, training failed or nothing trained
+    USAGE = 2  #: bad input: an option, a file, an env id, a preset, a model string, a missing key
+    UNREACHABLE = 3  #: the LLM server could not be reached or kept failing after retries
+    INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, the shell's convention); finished steps are saved
+
 
 class AutorewardError(Exception):
     """Base class: a user-facing problem with a one-line explanation and a fix."""
 
-    exit_code: int = 2
+    exit_code: int = ExitCode.USAGE
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -48,7 +64,14 @@ class RunDirError(AutorewardError):
 
 
 class LLMError(AutorewardError):
-    """An LLM backend failed: missing key, unknown model, unreachable server."""
+    """An LLM backend cannot be used as asked: missing key, unknown model, missing install."""
+
+
+class LLMUnreachableError(LLMError):
+    """The LLM server cannot be reached, or kept failing (429, 5xx, timeouts) after retries:
+    nothing the user typed is wrong, so it exits 3, not 2."""
+
+    exit_code = ExitCode.UNREACHABLE
 
 
 class ConfigError(AutorewardError):
