@@ -199,10 +199,13 @@ class Run:
     def load(cls, path: Path | str) -> "Run":
         """An existing run directory, or a one-line error saying what is wrong with the path."""
         p = Path(path)
+        pick = "give a directory that `autoreward run`, `check` or `eval` printed; `ls runs/` lists them"
+        if not p.exists():
+            raise RunDirError(f"run directory {p} does not exist", pick)
         if not p.is_dir():
-            raise RunDirError(f"run directory {p} does not exist", "list runs with `ls runs/`")
+            raise RunDirError(f"{p} is a file, not a run directory", pick)
         if not (p / "run.json").exists():
-            raise RunDirError(f"{p} is not an autoreward run directory (no run.json)")
+            raise RunDirError(f"{p} is not an autoreward run directory (no run.json)", pick)
         info = read_json(p / "run.json")
         kind, config = info.get("command"), info.get("config")
         if isinstance(kind, list) and isinstance(config, dict):  # the first layout: argv, then a nested config
