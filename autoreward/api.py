@@ -267,6 +267,27 @@ def saved_config(run: Run) -> RunConfig:
         raise ConfigError(f"{run.path / 'run.json'}: {where}: {first['msg']}", "fix it in run.json, or start a new run") from None
 
 
+#: The longest task text ``run`` accepts, in characters (README: "Task text"). A task is a
+#: sentence or a paragraph; facts about the environment come from its card. A longer text is
+#: refused, not cut: a cut would silently change what is asked, and the whole text goes into
+#: every designer prompt, where the embedded model's 8k-token context also holds the card,
+#: the reward code and the answer.
+MAX_TASK_CHARS = 4000
+
+
+def check_task(task: str | None) -> str:
+    """The task text, stripped, or a one-line error when it is empty or over the limit."""
+    text = (task or "").strip()
+    if not text:
+        raise ConfigError("the task text is empty", 'describe the behaviour in words, e.g. autoreward run "run backwards" --env HalfCheetah-v5, or use --task-file FILE')
+    if len(text) > MAX_TASK_CHARS:
+        raise ConfigError(
+            f"the task text is {len(text):,} characters, over the limit of {MAX_TASK_CHARS:,}",
+            "describe the behaviour in a paragraph; facts about the environment belong in its env card (--cards)",
+        )
+    return text
+
+
 def run_config(task: str, env: str, **options: Any) -> RunConfig:
     """A validated :class:`~autoreward.loop.RunConfig`: task text, card, preset, algorithm,
     hyperparameters, policy and env arguments are checked here, before a run directory exists."""
@@ -308,27 +329,6 @@ def synthesize(
     get_client(cfg.model)  # a missing key or unknown model fails here, before a run directory exists
     run_dir = new_run_dir(Path(out), cfg.env, cfg.preset or task)
     record_run(run_dir, "run", cfg.model_dump(), interactive=hook is not None)
-#: The longest task text ``run`` accepts, in characters (README: "Task text"). A task is a
-#: sentence or a paragraph; facts about the environment come from its card. A longer text is
-#: refused, not cut: a cut would silently change what is asked, and the whole text goes into
-#: every designer prompt, where the embedded model's 8k-token context also holds the card,
-#: the reward code and the answer.
-MAX_TASK_CHARS = 4000
-
-
-def check_task(task: str | None) -> str:
-    """The task text, stripped, or a one-line error when it is empty or over the limit."""
-    text = (task or "").strip()
-    if not text:
-        raise ConfigError("the task text is empty", 'describe the behaviour in words, e.g. autoreward run "run backwards" --env HalfCheetah-v5, or use --task-file FILE')
-    if len(text) > MAX_TASK_CHARS:
-        raise ConfigError(
-            f"the task text is {len(text):,} characters, over the limit of {MAX_TASK_CHARS:,}",
-            "describe the behaviour in a paragraph; facts about the environment belong in its env card (--cards)",
-        )
-    return text
-
-
     console = console or Console()
     console.print(f"run directory: {run_dir}")
     steering = {"confirm_fitness": confirm_fitness} if confirm_fitness else {}
