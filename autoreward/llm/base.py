@@ -16,7 +16,7 @@ from typing import Any, ClassVar, TypedDict
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from autoreward.errors import LLMError
+from autoreward.errors import LLMError, LLMUnreachableError
 
 DEFAULT_MODEL = "local"
 """Used when neither the caller nor AUTOREWARD_MODEL names a model: needs no key or server."""
@@ -46,9 +46,14 @@ class Completion:
         return asdict(self)
 
 
-class TransientLLMError(LLMError):
+class TransientLLMError(LLMUnreachableError):
     """A failure worth retrying (429, 5xx, timeout). The client retries; if retries run
-    out it reaches the caller as the LLMError it is."""
+    out it reaches the caller as the LLMError it is. ``retry_after``: the seconds the server
+    asked to wait (its ``Retry-After`` header), which the client honours."""
+
+    def __init__(self, message: str, hint: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, hint)
+        self.retry_after = retry_after
 
 
 class BackendOptions(BaseModel):

@@ -10,11 +10,16 @@ so the policy is the same for every backend.
 
 from __future__ import annotations
 
+import email.utils
+import json
 import os
+import time
 import warnings
 from typing import Any
 
-from autoreward.errors import LLMError
+from pydantic import Field
+
+from autoreward.errors import LLMError, LLMUnreachableError
 from autoreward.llm.base import (
     Backend,
     BackendOptions,
@@ -26,6 +31,9 @@ from autoreward.llm.base import (
 
 # Providers that run on the user's machine and need no key.
 _KEYLESS = {"ollama", "ollama_chat", "hosted_vllm", "lm_studio", "llamafile", "vllm"}
+TIMEOUT_ENV = "AUTOREWARD_LLM_TIMEOUT"
+"""Seconds one request may take before it is retried (default 300)."""
+_FIX_BASE = "start the server, or set AUTOREWARD_API_BASE to the URL it listens on"
 _FIX_MODEL = "use provider/model, e.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, " \
              "ollama/qwen2.5-coder, or 'local' for the embedded model"
 
@@ -46,7 +54,21 @@ def _litellm() -> Any:
 class LiteLLMOptions(BackendOptions):
     api_base: str | None = None  # default: AUTOREWARD_API_BASE, else the provider's own
     api_key: str | None = None  # default: the provider's environment variable
-    timeout: float = 300.0  # seconds per request; a timeout is retried
+    timeout: float = Field(default_factory=lambda: _env_timeout(), gt=0)  # seconds per request; retried
+
+
+def _env_timeout() -> float:
+    """AUTOREWARD_LLM_TIMEOUT, else 300 s; a value that is not a positive number is an error."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return 300.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise LLMError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds", hint=f"e.g. export {TIMEOUT_ENV}=600")
+    return value
 
 
 @register
@@ -108,6 +130,9 @@ class LiteLLMBackend(Backend):
             resp = litellm.completion(**kwargs)
         except Exception as exc:
             raise self._translate(exc) from exc
+        if not getattr(resp, "choices", None):  # e.g. a filtered answer; another try may get one
+            raise TransientLLMError(f"{self._where()} answered 200 with no choices for {self.model}",
+                                    hint="retry later; if it persists, the provider is filtering the prompt")
         usage = getattr(resp, "usage", None)
         try:
             cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
@@ -121,28 +146,42 @@ class LiteLLMBackend(Backend):
             model=self.model,
         )
 
+    def _where(self) -> str:
+        return self.api_base or f"the {self.provider} API"
+
     def _translate(self, exc: Exception) -> LLMError:
-        """Map litellm's exception zoo to: retry (429/5xx/timeout) or a one-line fix."""
+        """Map litellm's exception zoo to: retry (429/5xx/timeout/dropped connection) or a
+        one-line fix. litellm wraps transport faults as 500s; the cause chain tells the truth."""
         import httpx
 
-        where = self.api_base or f"the {self.provider} API"
+        where = self._where()
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        # litellm reports "connection refused" as a 500; the cause chain tells the truth.
         cause: BaseException | None = exc
         while cause is not None:
             if isinstance(cause, httpx.ConnectError):
-                return LLMError(
-                    f"cannot reach {where} for {self.model}",
-                    hint="start the server, or fix --api-base / AUTOREWARD_API_BASE",
+                return LLMUnreachableError(f"cannot reach {where} for {self.model}", hint=_FIX_BASE)
+            if isinstance(cause, json.JSONDecodeError):
+                return LLMUnreachableError(
+                    f"{where} answered 200 with a body that is not JSON for {self.model}",
+                    hint="it is not an OpenAI/Anthropic-compatible API (a proxy or a web page?); "
+                    "check AUTOREWARD_API_BASE and the model's provider prefix",
                 )
+            if isinstance(cause, (httpx.RemoteProtocolError, httpx.ReadError)):
+                return TransientLLMError(f"{where} closed the connection mid-answer for {self.model}",
+                                         hint="retry later; the server or a proxy dropped it")
+            if isinstance(cause, httpx.TimeoutException):
+                break
             cause = cause.__cause__ or cause.__context__
         status = getattr(exc, "status_code", None)
         if isinstance(exc, _litellm().Timeout) or status == 408:
-            return TransientLLMError(f"{where} timed out for {self.model}: {detail}",
-                                     hint="retry later or raise the timeout option")
+            return TransientLLMError(
+                f"{where} did not answer within {self.timeout:g} s for {self.model}",
+                hint=f"retry later, or allow longer with {TIMEOUT_ENV}=SECONDS",
+            )
         if status == 429 or (isinstance(status, int) and status >= 500):
             return TransientLLMError(f"{where} answered {status} for {self.model}: {detail}",
-                                     hint="retry later; the provider is overloaded or limiting")
+                                     hint="retry later; the provider is overloaded or limiting",
+                                     retry_after=_retry_after(exc))
         if status in (401, 403):
             return LLMError(
                 f"{where} rejected the API key for {self.model} ({status})",
@@ -151,3 +190,20 @@ class LiteLLMBackend(Backend):
         if status == 404:
             return LLMError(f"{where} has no model {self.litellm_model!r} (404)", hint=_FIX_MODEL)
         return LLMError(f"{self.model} request failed: {detail}")
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """Seconds from the response's ``Retry-After`` (seconds or an HTTP date), if it sent one."""
+    headers = getattr(exc, "litellm_response_headers", None) or getattr(getattr(exc, "response", None), "headers", None)
+    raw = headers.get("retry-after") if headers is not None else None
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

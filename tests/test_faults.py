@@ -1,0 +1,163 @@
+"""Faults a run must survive (issue 15 part 4): an LLM server that limits, hangs, answers
+garbage or nothing; Ctrl-C and kill -9 in every phase; a killed training worker; a full disk;
+a damaged run directory. Each ends in a retry, a clean stop or a one-line error, and `resume`
+then loses nothing finished and asks no answer twice.
+
+The LLM is the scripted HTTP server of ``llm_servers.py``: litellm's real client code talks to
+it over a socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from autoreward.errors import LLMError
+from autoreward.llm import get_client, read_log
+from autoreward.llm.client import SpendMeter, read_exchanges
+
+try:  # `python -m pytest` puts the repo root on sys.path; plain `pytest` puts tests/
+    from tests.llm_servers import Reply, ScriptedLLMServer
+except ImportError:
+    from llm_servers import Reply, ScriptedLLMServer  # type: ignore[no-redef]
+
+MESSAGES = [{"role": "user", "content": "Make the cheetah run backwards."}]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("AUTOREWARD_CACHE_DIR", str(tmp_path / "cache"))
+    for var in ("OPENAI_API_KEY", "AUTOREWARD_MODEL", "AUTOREWARD_API_BASE", "AUTOREWARD_LLM_TIMEOUT"):
+        monkeypatch.setenv(var, "x")
+        monkeypatch.delenv(var)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedLLMServer]:
+    with ScriptedLLMServer() as s:
+        yield s
+
+
+def client(server: ScriptedLLMServer, log_dir: Path | None = None, **kw):  # type: ignore[no-untyped-def]
+    return get_client("openai/test-model", log_dir, api_base=server.openai_base, api_key="sk-test", retry_wait=0.01, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# The LLM server misbehaves
+
+
+def test_retry_after_is_honoured(server: ScriptedLLMServer) -> None:
+    """Bug: a 429 with Retry-After: 10 was retried 1.4 s later (the backoff alone)."""
+    server.enqueue(Reply.retry_after(2), "after the wait")
+    [c] = client(server).complete(MESSAGES)
+    assert c.text == "after the wait" and server.count() == 2
+    first, second = server.requests
+    assert second.time - first.time >= 2.0
+
+
+def test_a_200_with_a_body_that_is_not_json_says_so(server: ScriptedLLMServer) -> None:
+    """Bug: reported as "answered 500" (litellm wraps the decode error as a 500)."""
+    server.enqueue(Reply(raw=b"<html><body>Welcome to the proxy</body></html>"))
+    with pytest.raises(LLMError) as err:
+        client(server).complete(MESSAGES)
+    line = err.value.one_line()
+    assert "answered 200 with a body that is not JSON" in line and "500" not in line and "\n" not in line
+    assert server.count() == 1  # the same URL will give the same page: not retried
+    assert err.value.exit_code == 3
+
+
+def test_a_truncated_body_and_empty_choices_are_retried(server: ScriptedLLMServer) -> None:
+    server.enqueue(Reply(truncate=True), Reply(empty_choices=True), "whole")
+    [c] = client(server).complete(MESSAGES)
+    assert c.text == "whole" and server.count() == 3
+
+
+def test_empty_choices_to_the_end_is_a_one_line_error(server: ScriptedLLMServer) -> None:
+    server.enqueue(*[Reply(empty_choices=True)] * 3)
+    with pytest.raises(LLMError) as err:
+        client(server, max_retries=2).complete(MESSAGES)
+    assert "answered 200 with no choices" in err.value.one_line() and server.count() == 3
+
+
+def test_a_hung_server_times_out_with_a_hint_naming_a_real_option(server: ScriptedLLMServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bug: the hint said "raise the timeout option", which no command has."""
+    monkeypatch.setenv("AUTOREWARD_LLM_TIMEOUT", "1")
+    server.enqueue(Reply.hang(), Reply.hang())
+    t0 = time.monotonic()
+    with pytest.raises(LLMError) as err:
+        client(server, max_retries=1).complete(MESSAGES)
+    assert time.monotonic() - t0 < 60  # the 1 s from the variable was used, not the default 300 s
+    line = err.value.one_line()
+    assert "did not answer within 1 s" in line and "AUTOREWARD_LLM_TIMEOUT=SECONDS" in line and server.count() == 2
+    monkeypatch.setenv("AUTOREWARD_LLM_TIMEOUT", "soon")
+    with pytest.raises(LLMError, match="AUTOREWARD_LLM_TIMEOUT='soon' is not a number"):
+        client(server)
+
+
+def test_hints_name_only_options_that_exist() -> None:
+    """Bug: an unreachable server's hint named --api-base, which no command has."""
+    from autoreward.cli import app
+
+    c = get_client("openai/test-model", None, api_base="http://127.0.0.1:9/v1", api_key="k", retry_wait=0.01)
+    with pytest.raises(LLMError) as err:
+        c.complete(MESSAGES)
+    line = err.value.one_line()
+    assert "AUTOREWARD_API_BASE" in line and "--api-base" not in line
+    options = {o for cmd in app.registered_commands for p in getattr(cmd.callback, "__defaults__", ()) or ()
+               for o in getattr(p, "param_decls", ()) or ()}
+    for flag in ("--api-base", "--timeout"):
+        assert flag not in options  # if one is ever added, the hints may name it
+
+
+def test_interrupting_a_call_stops_at_once_and_sends_nothing_more(server: ScriptedLLMServer, tmp_path: Path) -> None:
+    """Bug: Ctrl-C waited for the in-flight requests (120 s on a hung server) and more were sent
+    after it. Two may be out at once (max_parallel): the first answers, the next two hang, so
+    the fourth waits its turn and must never be sent. The answered sample's tokens are in the log
+    at once, not lost with the interrupted call."""
+    server.enqueue("answered", Reply.hang(), Reply.hang(), "never")
+    c = client(server, tmp_path / "run")
+    c.max_parallel = 2
+
+    def interrupt_when_all_are_out() -> None:
+        while server.count() < 3:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_when_all_are_out, daemon=True).start()
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        c.complete(MESSAGES, n=4)
+    assert time.monotonic() - t0 < 10
+    time.sleep(1.0)
+    assert server.count() == 3
+    [line] = read_exchanges(tmp_path / "run")
+    assert line["responses"][0]["text"] == "answered" and line["completion_tokens"] == 1
+    assert SpendMeter(tmp_path / "run").read()[0] == line["prompt_tokens"] + 1
+
+
+def test_the_log_has_a_line_per_request_and_read_log_joins_a_call(server: ScriptedLLMServer, tmp_path: Path) -> None:
+    server.enqueue("a", "b c")
+    client(server, tmp_path).complete(MESSAGES, n=2, template="t.j2", variables={"x": 1})
+    lines = read_exchanges(tmp_path)
+    assert len(lines) == 2 and sum("messages" in x for x in lines) == 1  # the prompt is written once
+    [call] = read_log(tmp_path)
+    assert call["messages"] == MESSAGES and call["variables"] == {"x": 1} and call["n"] == 2
+    assert sorted(r["text"] for r in call["responses"]) == ["a", "b c"] and call["completion_tokens"] == 3
+    meter = SpendMeter(tmp_path)
+    assert meter.read() == (call["prompt_tokens"] + 3, 0.0)
+    with open(tmp_path / "llm_exchanges.jsonl", "a") as f:
+        f.write('{"prompt_tokens": 5, "compl')  # a line being written: not counted yet
+    assert meter.read() == (call["prompt_tokens"] + 3, 0.0)
