@@ -591,8 +591,8 @@ def library_add(
 def library_remove(entry_id: str = typer.Argument(..., metavar="ID", help="An entry id (or its first characters)."), library: Optional[Path] = LibraryOpt) -> None:
     """Remove an entry (a shipped one is hidden; its file under examples/ stays)."""
     lib = _library(library)
-    e = lib.remove(entry_id)
-    console.print(f"removed {e.id} ({e.env}: {e.task}){' (shipped: hidden)' if e.shipped else ''}", markup=False, highlight=False)
+    e, hidden = lib.remove(entry_id)
+    console.print(f"removed {e.id} ({e.env}: {e.task}){' (shipped: hidden)' if hidden else ''}", markup=False, highlight=False)
 
 
 def main() -> None:

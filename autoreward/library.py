@@ -27,7 +27,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -161,18 +161,24 @@ def parse_header(source: str) -> dict[str, str]:
     return out
 
 
-def _task_text(env: str, task: str, preset: str | None = None, cards: Sequence[Path] = ()) -> tuple[str, str | None, str, float | None, str]:
-    """(card id, preset, task text, success threshold, fitness doc) for ``task``, which may be a
-    preset name of the card; an unknown env raises the card loader's one-line error."""
-    from autoreward.cards import load_card
+class _Task(NamedTuple):
+    env: str  # the card's id
+    preset: str | None
+    text: str
+    success: float | None
+    fitness_name: str  # "<preset>: <fitness doc>", or "" for a free-form task
+    unit: str
 
-    card = load_card(env, list(cards))
+
+def _task(card: Any, task: str, preset: str | None = None) -> _Task:
+    """What ``task`` means on ``card``: it may be a preset name of the card (then its words,
+    threshold and unit come from the card)."""
     name = preset or (task if task in card.tasks else None)
     if name is None:
-        return card.id, None, task, None, ""
+        return _Task(card.id, None, task, None, "", "")
     t = card.task(name)
     text = task if preset and task and task != name else t.description
-    return card.id, name, text, t.success, f"{name}: {t.fitness_doc or t.fitness}" + (f" [{t.unit}]" if t.unit else "")
+    return _Task(card.id, name, text, t.success, f"{name}: {t.fitness_doc or t.fitness}", t.unit or "")
 
 
 def _float(text: str | None) -> float | None:
@@ -188,6 +194,12 @@ def shipped_entries(root: Path | None) -> list[Entry]:
     no card here (or does not parse) is skipped, never an error: the library must still load."""
     if root is None or not root.is_dir():
         return []
+    from autoreward.cards import all_cards
+
+    try:
+        cards = {k.lower(): c for k, c in all_cards().items()}  # once: loading a card parses them all
+    except AutorewardError:
+        return []
     out = []
     for path in sorted(root.rglob("*.py")):
         if _NOT_EXAMPLES & set(path.relative_to(root).parts[:-1]):
@@ -199,15 +211,18 @@ def shipped_entries(root: Path | None) -> list[Entry]:
         h = parse_header(code)
         if "env" not in h or not (h.get("task") or h.get("preset")) or "def compute_reward" not in code:
             continue
-        try:
-            env, preset, task, success, doc = _task_text(h["env"], h.get("task", ""), h.get("preset"))
-        except AutorewardError:
+        card = cards.get(h["env"].lower())
+        if card is None:
             continue
-        value = _float(h.get("fitness"))
-        fit = None if value is None else Fitness(
-            name=doc or "fitness", value=value, untrained=_float(h.get("untrained")), success=_float(h.get("success")) or success)
+        try:
+            t = _task(card, h.get("task", ""), h.get("preset"))
+        except AutorewardError:  # a preset the card does not have
+            continue
+        value, success = _float(h.get("fitness")), _float(h.get("success"))
+        fit = None if value is None else Fitness(name=t.fitness_name or "fitness", value=value, untrained=_float(h.get("untrained")),
+                                                 success=t.success if success is None else success, unit=t.unit)
         date = _dt.date.fromtimestamp(path.stat().st_mtime).isoformat()
-        out.append(Entry(id=entry_id(env, code), env=env, preset=preset, task=task, code=code, fitness=fit,
+        out.append(Entry(id=entry_id(t.env, code), env=t.env, preset=t.preset, task=t.text, code=code, fitness=fit,
                          verdict="shipped with autoreward, written by hand", source=f"shipped:{path.relative_to(root).as_posix()}", date=date))
     return out
 
@@ -269,15 +284,17 @@ class Library:
             write_json(self.root / "hidden.json", sorted(hidden - {entry.id}))
         return entry
 
-    def remove(self, id: str) -> Entry:
-        """Delete a stored entry; a shipped one is hidden (its file under examples/ stays)."""
+    def remove(self, id: str) -> tuple[Entry, bool]:
+        """Delete a stored entry; a shipped one is hidden (its file under examples/ stays).
+        Returns the entry and whether a shipped entry was hidden."""
         from autoreward.rundir import write_json
 
         e = self.get(id)
         (self._entries_dir / f"{e.id}.json").unlink(missing_ok=True)
-        if any(e.id == s.id for root in self.seeds for s in shipped_entries(root)):
+        shipped = any(e.id == s.id for root in self.seeds for s in shipped_entries(root))
+        if shipped:
             write_json(self.root / "hidden.json", sorted(self._hidden() | {e.id}))
-        return e
+        return e, shipped
 
     def relevant(self, env: str, task: str, k: int, preset: str | None = None, exclude: Sequence[Exclude] = (),
                  fields: Iterable[str] | None = None) -> list[Entry]:
@@ -331,12 +348,15 @@ def from_file(path: Path | str, env: str, task: str, fitness: float | None = Non
     code = RewardProgram.from_file(path).source
     findings = check_source(code)
     if findings:
-        raise RewardProgramError(f"{path} is not a usable reward program: {findings[0]}", "fix it, then add it again (see `autoreward check`)")
+        raise RewardProgramError(f"{path} is not a usable reward program: {findings[0]}", "fix it and add it again; `autoreward check` lists every problem")
     if not task.strip():
         raise ConfigError("library add needs --task", 'a preset name of the env or the task in words, e.g. --task "run backwards"')
-    card_id, preset, text, success, doc = _task_text(env, task.strip(), cards=cards)
-    fit = None if fitness is None else Fitness(name=doc or "given by the user", value=fitness, untrained=untrained, success=success)
-    return Entry(id=entry_id(card_id, code), env=card_id, preset=preset, task=text, code=code, fitness=fit,
+    from autoreward.cards import load_card
+
+    t = _task(load_card(env, list(cards)), task.strip())
+    fit = None if fitness is None else Fitness(name=t.fitness_name or "given by the user", value=fitness, untrained=untrained,
+                                               success=t.success, unit=t.unit)
+    return Entry(id=entry_id(t.env, code), env=t.env, preset=t.preset, task=t.text, code=code, fitness=fit,
                  verdict="added by hand with `autoreward library add`", source=f"file:{Path(path).resolve()}",
                  date=_dt.date.today().isoformat())
 
