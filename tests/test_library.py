@@ -190,6 +190,17 @@ def test_a_run_shows_the_library_to_the_designer_and_adds_its_best(tmp_path):
     assert added.fitness.success == 3.0 and added.fitness.unit == "m/s" and "critic: accepted after 0 repair(s)" in added.verdict
     assert f"library: added the best reward as {added.id}" in r.stdout
 
+    # a resumed run shows the designer the same entries, whatever was added since
+    from autoreward.api import saved_config
+    from autoreward.loop import Loop
+    from autoreward.rundir import Run
+
+    lib.add(Entry(id="0" * 8, env="HalfCheetah-v5", preset="run_backwards", task="run backwards", code=MARKED + "\n# newer\n",
+                  fitness=Fitness(name="run_backwards", value=2.0), source="file:newer.py", date="2026-11-23"))
+    assert lib.relevant("HalfCheetah-v5", "run backwards", k=2, preset="run_backwards")[0].id == "0" * 8
+    loop = Loop(run, saved_config(Run.load(run)))
+    assert [e["id"] for e in loop.library_examples()] == [e["id"] for e in snap["examples"]]
+
 
 def test_no_library_neither_shows_nor_adds(tmp_path):
     """A rejected sample (no code, no repairs) ends the run without training: fast."""
