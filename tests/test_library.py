@@ -246,3 +246,23 @@ def test_cli_add_list_show_remove_and_one_line_errors(tmp_path):
         r = cli(*args, *lib)
         assert r.returncode == 2 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("error: ")
+
+
+def test_the_library_bench_suite_compares_prompts_leave_one_out(tmp_path, monkeypatch):
+    """`autoreward bench --suite library` on one task, one scripted sample per mode: both modes are
+    judged by the critic, and the library mode never shows the task's own preset."""
+    from rich.console import Console
+
+    from autoreward.bench.library import run
+
+    script = tmp_path / "s.yaml"
+    script.write_text(yaml.safe_dump([f"```python\n{GOOD}```"]))
+    monkeypatch.setenv("AUTOREWARD_BENCH_MODEL", f"scripted:{script}")
+    monkeypatch.setenv("AUTOREWARD_BENCH_LIBRARY_SAMPLES", "1")
+    monkeypatch.setenv("AUTOREWARD_BENCH_LIBRARY_TASKS", "0")  # HalfCheetah-v5 run_backwards
+    out = run(Console(file=open(tmp_path / "log.txt", "w")))
+    by_mode = {r["mode"]: r for r in out["rows"]}
+    assert set(by_mode) == {"no-library", "library"} and all(r["accepted"] and r["spearman"] > 0.5 for r in out["rows"])
+    assert by_mode["no-library"]["shown"] == [] and len(by_mode["library"]["shown"]) == 2
+    assert not any("run_backwards" in s for s in by_mode["library"]["shown"])  # leave-one-out
+    assert out["library_accepted_rate"] == out["no-library_accepted_rate"] == 1.0

@@ -1,6 +1,7 @@
 """Benchmarks (``autoreward bench``): speed, memory and quality targets live here, not in timed
 tests. One module per suite; each suite is ``run(console) -> dict`` of plain data whose
-top-level scalars are the headline numbers."""
+top-level scalars are the headline numbers. A suite that takes options (``--model``,
+``--tasks``... on ``autoreward bench``) accepts them as keyword arguments."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ SUITES: dict[str, str] = {
     "crafter": "autoreward.bench.crafter:run",
     "fitness": "autoreward.bench.fitness:run",
     "metaworld": "autoreward.bench.metaworld:run",
+    "quality": "autoreward.bench.quality:run_full",
+    "quality-quick": "autoreward.bench.quality:run_quick",
+    "library": "autoreward.bench.library:run",
 }
 
 
-def suite(name: str) -> Callable[[Console], dict[str, Any]]:
+def suite(name: str) -> Callable[..., dict[str, Any]]:
     """The suite's entry point (the caller checks ``name`` against :data:`SUITES`)."""
     module, _, fn = SUITES[name].partition(":")
     return getattr(importlib.import_module(module), fn)
