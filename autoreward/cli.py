@@ -439,11 +439,15 @@ def _candidates_table(run: Any) -> None:
             flags = cand.error[:80]
         if cand.status.get("review_objection"):
             flags = (flags + "; " if flags else "") + "reviewer objected: " + cand.status["review_objection"][:80]
+        if cand.status.get("review") == "no verdict":
+            flags = (flags + "; " if flags else "") + "reviewer gave no verdict: " + ((cand.review or {}).get("reason") or "")[:80]
         table.add_row(
             cand.rel, "accepted" if cand.accepted else "rejected", str(cand.status.get("repairs", 0)),
             f"{m['untrained']['fitness_mean']:.3g}" if m else "", f"{m['fitness']:.3g}" if m else "",
             f"{m['success_rate']:.2f}" if m else "", flags,
         )
+    for rel, why in run.unfinished():  # samples the run stopped on: no candidate.json, maybe no reward.py
+        table.add_row(rel, "unfinished", "", "", "", "", why)
     console.print(table)
 
 

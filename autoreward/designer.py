@@ -42,10 +42,64 @@ def _largest_parsable_prefix(lines: list[str]) -> str:
     return ""
 
 
+_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef, ast.Assign, ast.AnnAssign)
+
+
+def _bound(tree: ast.Module) -> set[str]:
+    """Names a module binds at top level: functions, classes, imports, assigned names."""
+    out: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            out.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            out.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    return out
+
+
+def _read_names(tree: ast.Module) -> set[str]:
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _with_helpers(chosen: str, blocks: list[str], function: str) -> str:
+    """``chosen`` (the block defining ``function``) with the other fenced blocks that define a
+    name it reads and does not define itself: a helper, a constant or an import given in a block
+    of its own, before or after it. Blocks are kept in the answer's order (a helper's own helpers
+    too). Only blocks made of definitions qualify: a usage example that calls the function at top
+    level would run when the program loads, and another version of ``function`` is not a helper."""
+    try:
+        main = ast.parse(chosen)
+    except SyntaxError:
+        return chosen
+    helpers: dict[int, ast.Module] = {}
+    for i, b in enumerate(blocks):
+        try:
+            tree = ast.parse(b)
+        except SyntaxError:
+            continue
+        body = [n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]  # docstrings
+        if b is not chosen and body and all(isinstance(n, _DEFINITIONS) for n in body) and function not in _bound(tree):
+            helpers[i] = tree
+    need, taken = _read_names(main) - _bound(main), set()
+    while True:
+        more = [i for i, tree in helpers.items() if i not in taken and _bound(tree) & need]
+        if not more:
+            break
+        for i in more:
+            taken.add(i)
+            need |= _read_names(helpers[i]) - _bound(helpers[i])
+    if not taken:
+        return chosen
+    return "\n\n".join(b for i, b in enumerate(blocks) if i in taken or b is chosen)
+
+
 def extract_code(text: str) -> str | None:
     """The reward program inside an LLM answer, or None when there is no code at all.
 
-    Prefers a fenced block defining ``compute_reward``; else joins the fenced blocks (helpers
+    Prefers a fenced block defining ``compute_reward``, with the blocks holding the helpers it
+    calls; else joins the fenced blocks (helpers
     in one, the function in another); else takes unfenced code from the first ``import`` or
     ``def`` line, cutting trailing prose. A single 4-argument function with another name is
     renamed to ``compute_reward``.
@@ -53,6 +107,8 @@ def extract_code(text: str) -> str | None:
     blocks = [b.strip() for lang, b in FENCE_RE.findall(text) if lang.lower() in ("", "python", "py", "python3")]
     blocks = [b for b in blocks if b]
     chosen = next((b for b in blocks if re.search(rf"def\s+{FUNCTION_NAME}\s*\(", b)), None)
+    if chosen is not None:
+        chosen = _with_helpers(chosen, blocks, FUNCTION_NAME)
     if chosen is None and blocks:
         joined = "\n\n".join(b for b in blocks if _parses(b))
         chosen = joined or blocks[-1]

@@ -254,7 +254,7 @@ class Loop:
         c = self.cfg
         history: list[dict[str, str]] = []
         for attempt in range(c.max_repairs + 1):
-            objection = ""
+            objection, verdict_of_review = "", ""
             if draft.source is None:
                 error, kind = "the answer contained no Python code", "no_code"
             else:
@@ -270,6 +270,10 @@ class Loop:
                     r = review(self.complete, c.task, render_card(self.card), draft.source,
                                probe.details if probe and "spearman" in probe.details else None, seed=seed + 40 + attempt)
                     write_json(cand / "review.json", {"accept": r.accept, "reason": r.reason, "answer": r.answer})
+                    # no verdict (neither ACCEPT nor REJECT in the answer) is not a pass: it is
+                    # recorded and shown, and the program stands on the automatic checks, as if
+                    # the reviewer were unavailable (README: "Critic")
+                    verdict_of_review = {True: "accept", False: "reject", None: "no verdict"}[r.accept]
                     if r.accept is False and c.review == "veto":
                         error, kind = f"review: the reviewer says this code does not reward the task as written: {r.reason}", "review"
                     elif r.accept is False:
@@ -277,12 +281,17 @@ class Loop:
             history.append({"attempt": str(attempt), "error": error, "kind": kind})
             if not error:
                 status: dict[str, Any] = {"accepted": True, "repairs": attempt, "history": history}
+                if verdict_of_review:
+                    status["review"] = verdict_of_review
                 if objection:
                     status["review_objection"] = objection
                 break
             if attempt == c.max_repairs:
                 status = {"accepted": False, "repairs": attempt, "history": history, "error": error, "kind": kind}
                 break
+            # the attempts so far, so that `show` can say why a sample is not yet a candidate if
+            # the run stops during its repairs (candidate.json is written only at the end)
+            write_json(cand / "vetting.json", {"history": history})
             designer.repair(draft, error, kind, seed=seed + attempt)
         write_json(status_path, status)
         return status
@@ -399,10 +408,12 @@ class Loop:
         for d in drafts:
             cand = it / f"cand{d.index}"
             status = self.vet(designer, d, cand, seed=seed + 10 * (d.index + 1))
+            self._record_design(designs_path, d.index, status)
             self.save_state()
             n = status["repairs"]
             if status["accepted"]:
-                self.console.print(f"  cand{d.index}: [green]accepted[/] after {n} repair(s)")
+                no_verdict = "; the reviewer gave no verdict, so the automatic checks decided" if status.get("review") == "no verdict" else ""
+                self.console.print(f"  cand{d.index}: [green]accepted[/] after {n} repair(s){no_verdict}")
                 accepted.append((cand, RewardProgram((cand / "reward.py").read_text())))
             else:
                 reason = textwrap.shorten(status.get("error", ""), 400, placeholder=" …")
@@ -421,6 +432,19 @@ class Loop:
             self.save_state()
         best = self.best()
         write_json(it / "summary.json", {"best": best.summary() if best else None, "candidates": [x.summary() for x in self.run_dir.candidates(i) if x.trained]})
+
+    @staticmethod
+    def _record_design(path: Path, index: int, status: dict[str, Any]) -> None:
+        """Write a sample's outcome beside its answer in ``designs.json``: how many repairs it
+        took and whether the critic accepted it (the entry's ``source`` stays the code extracted
+        from the first answer; the final code is the candidate's reward.py)."""
+        if not path.exists():
+            return
+        designs = read_json(path)
+        for entry in designs:
+            if int(entry.get("index", -1)) == index:
+                entry.update(repairs=int(status["repairs"]), accepted=bool(status["accepted"]), review=status.get("review", ""))
+        write_json(path, designs)
 
     def client_name(self) -> str:
         return self.cfg.model or "the default model"

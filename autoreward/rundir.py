@@ -8,8 +8,9 @@ every number in a report can be traced to a file::
         state.json          a loop's progress: iteration, parent, feedback, tokens, cost
         fitness.json        a proposed fitness for a free-form task (edit it, then resume)
         recordings/         rollouts the critic replays (trusted, recorded once)
+        iter<i>/designs.json  the designer's answers, the code extracted, repairs, accepted
         iter<i>/cand<j>/    a loop's candidates; `check` and `eval` runs have one, candidate/
-            reward.py  candidate.json  critic.json  review.json  job.json  worker.log
+            reward.py  candidate.json  vetting.json  critic.json  review.json  job.json  worker.log
             progress.csv  metrics.json  analysis.json  analysis.md  policy.zip
 
 Names never collide (time plus random suffix) and a finished step is recognised by the file
@@ -245,6 +246,31 @@ class Run:
             dirs.append(self.path / "candidate")
         found = (Candidate.read(self.path, d) for d in sorted(dirs, key=_natural))
         return [c for c in found if c is not None]
+
+    def unfinished(self) -> list[tuple[str, str]]:
+        """``(rel, why)`` for every designed sample of a loop run that has no candidate yet:
+        the run stopped (an error, a kill, a budget) while the critic or the repairs were at
+        work. ``why`` is the last rejection recorded in ``vetting.json``, else what
+        ``designs.json`` says of the answer; ``resume`` picks such samples up."""
+        out = []
+        for designs in sorted(self.path.glob("iter*/designs.json"), key=_natural):
+            try:
+                entries = read_json(designs)
+            except RunDirError:
+                continue
+            for e in entries if isinstance(entries, list) else []:
+                cand = designs.parent / f"cand{e.get('index')}"
+                if (cand / "candidate.json").exists():
+                    continue
+                tried = (_read_optional(cand / "vetting.json") or {}).get("history") or []
+                if tried:
+                    why = f"rejected {len(tried)} time(s) so far, last: {tried[-1].get('error', '')}"
+                elif e.get("source") is None:
+                    why = "the answer contained no Python code"
+                else:
+                    why = "not checked yet"
+                out.append((cand.relative_to(self.path).as_posix(), f"{why}; the run stopped before the critic finished (autoreward resume continues)"))
+        return out
 
     def best(self) -> Candidate | None:
         """The trained candidate with the highest task fitness, across all iterations."""

@@ -99,7 +99,7 @@ def workdir(tmp_path: Path) -> Path:
 def user_env(workdir: Path, without_local: bool = False, **extra: str) -> dict[str, str]:
     """The environment of a user with no API keys, no model chosen, and a private cache
     (``without_local``: and an install without the ``[local]`` extra)."""
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("AUTOREWARD_")}
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k not in ("AUTOREWARD_MODEL", "AUTOREWARD_API_BASE")}
     env.update(AUTOREWARD_CACHE_DIR=str(workdir / "cache"), **extra)
     if without_local:
         env["PYTHONPATH"] = str(workdir / "hide")

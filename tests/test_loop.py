@@ -46,7 +46,7 @@ def cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedP
 def test_code_extraction_survives_prose_blocks_and_names():
     assert "def compute_reward" in extract_code(f"Sure!\n```python\n{GOOD}```\nDone.")
     two = "```python\nimport numpy as np\nK = 2.0\n```\ntext\n```python\ndef compute_reward(prev, action, state, memory):\n    return K, {}\n```"
-    assert extract_code(two).startswith("def compute_reward")
+    assert extract_code(two).startswith("import numpy as np\nK = 2.0\n\ndef compute_reward")  # K lives in the first block
     renamed = extract_code("```\ndef my_reward(prev, action, state, memory):\n    return 1.0, {}\n```")
     assert "def compute_reward(prev, action, state, memory)" in renamed
     unfenced = extract_code("Plan: go back.\nimport numpy as np\ndef compute_reward(prev, action, state, memory):\n    return 1.0, {}\nThis rewards going back.")

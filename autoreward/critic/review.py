@@ -2,7 +2,9 @@
 fitness, "does this number rise when the task is done better?".
 
 The prompt is ``prompts/critic_review.j2``; the answer is parsed here. Whether a REJECT vetoes
-the program or is only recorded is the loop's choice (``--review veto|advise|off``).
+the program or is only recorded is the loop's choice (``--review veto|advise|off``). An answer
+with neither ACCEPT nor REJECT is "no verdict" (``accept=None``), never a pass: the loop records
+and shows it, and the program stands on the automatic checks as if the reviewer were unavailable.
 """
 
 from __future__ import annotations
