@@ -6,6 +6,18 @@
 #   AUTOREWARD_EXTRAS  extras to install (default: local,test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# System packages for the report: libosmesa6 renders MuJoCo offscreen without a GPU (MUJOCO_GL=osmesa),
+# chromium is the browser the report's test opens. Installed only when missing, as root or via sudo;
+# without apt (or the rights) setup goes on and says so in one line.
+if ! { [ -e /usr/lib/x86_64-linux-gnu/libOSMesa.so.8 ] || ldconfig -p 2>/dev/null | grep -q libOSMesa; } || ! command -v chromium >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libosmesa6 chromium >/dev/null; } \
+      || echo "setup: apt-get could not install libosmesa6 chromium; report videos and the browser test need them"
+  else
+    echo "setup: libosmesa6 and chromium are missing and apt-get is unavailable (or not root); report videos and the browser test need them"
+  fi
+fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
