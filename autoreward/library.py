@@ -13,9 +13,10 @@ and code, so adding the same reward again replaces its record instead of duplica
 
 Retrieval (:meth:`Library.relevant`): entries of the same card first, then the rest by BM25
 text similarity of their task to the run's task (rank-bm25 over stemmed words,
-:mod:`autoreward.textrank`); an entry of another card that shares no word with the task is never
-shown (its state fields would only mislead). :class:`Exclude` rules keep entries out, e.g. a
-task's own expert and earlier winners when the quality suite measures leave-one-out.
+:mod:`autoreward.textrank`); an entry of another card is shown only if it shares a word with the
+task and reads only state fields this env has (a small model copies the field names it sees).
+:class:`Exclude` rules keep entries out, e.g. a task's own expert and earlier winners when the
+quality suite measures leave-one-out.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from autoreward.errors import AutorewardError, ConfigError, RewardProgramError
 
 LIBRARY_ENV = "AUTOREWARD_LIBRARY"
 #: module docstring header lines a shipped reward carries (``env: HalfCheetah-v5``)
-_HEADER = re.compile(r"^[ \t]*(env|task|preset|fitness|untrained|success)[ \t]*:[ \t]*(.+?)[ \t]*$", re.M | re.I)
+_HEADER = re.compile(r"^[ \t]*(env|task|preset|fitness|untrained|success)[ \t]*:[ \t]*(.+?)[ \t]*$", re.MULTILINE | re.IGNORECASE)
 #: folders under examples/ whose rewards are deliberately weak baselines, never shown as examples
 _NOT_EXAMPLES = {"sparse"}
 
@@ -131,7 +132,7 @@ class Exclude(BaseModel):
     source: str | None = None
 
     @model_validator(mode="after")
-    def _not_empty(self) -> "Exclude":
+    def _not_empty(self) -> Exclude:
         if not any(v for v in self.model_dump().values()):
             raise ValueError("an exclude rule needs at least one of id, env, preset, task, source")
         return self

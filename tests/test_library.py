@@ -13,7 +13,16 @@ import yaml
 from pydantic import ValidationError
 
 from autoreward.errors import ConfigError
-from autoreward.library import Entry, Exclude, Fitness, Library, entry_id, fields_read, parse_header, shipped_entries
+from autoreward.library import (
+    Entry,
+    Exclude,
+    Fitness,
+    Library,
+    entry_id,
+    fields_read,
+    parse_header,
+    shipped_entries,
+)
 from autoreward.llm import read_log
 
 REPO = Path(__file__).parents[1]
@@ -158,7 +167,7 @@ def run_cli(tmp_path: Path, answer: str, *extra: str, rc: int = 0) -> tuple[subp
     r = subprocess.run(
         [sys.executable, "-m", "autoreward.cli", "run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards",
          "--model", f"scripted:{script}", "--iterations", "1", "--samples", "1", "--review", "off", *extra, "--out", "runs"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=900,
+        capture_output=True, text=True, cwd=tmp_path, timeout=900, check=False,
     )
     assert r.returncode == rc, r.stdout + r.stderr
     return r, next((tmp_path / "runs").iterdir())
@@ -217,7 +226,7 @@ def test_no_library_neither_shows_nor_adds(tmp_path):
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autoreward.cli", "library", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "autoreward.cli", "library", *args], check=False, capture_output=True, text=True, timeout=120)
 
 
 def test_cli_add_list_show_remove_and_one_line_errors(tmp_path):
@@ -260,7 +269,8 @@ def test_the_library_bench_suite_compares_prompts_leave_one_out(tmp_path, monkey
     monkeypatch.setenv("AUTOREWARD_BENCH_MODEL", f"scripted:{script}")
     monkeypatch.setenv("AUTOREWARD_BENCH_LIBRARY_SAMPLES", "1")
     monkeypatch.setenv("AUTOREWARD_BENCH_LIBRARY_TASKS", "0")  # HalfCheetah-v5 run_backwards
-    out = run(Console(file=open(tmp_path / "log.txt", "w")))
+    with open(tmp_path / "log.txt", "w") as log:
+        out = run(Console(file=log))
     by_mode = {r["mode"]: r for r in out["rows"]}
     assert set(by_mode) == {"no-library", "library"} and all(r["accepted"] and r["spearman"] > 0.5 for r in out["rows"])
     assert by_mode["no-library"]["shown"] == [] and len(by_mode["library"]["shown"]) == 2
