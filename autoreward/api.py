@@ -34,6 +34,8 @@ from autoreward.train.run import TrainSpec, train_candidate
 #: keys of ``autoreward run --config FILE`` and keyword arguments of :func:`synthesize` beyond
 #: :class:`~autoreward.loop.RunConfig`'s fields
 RUN_EXTRA_OPTIONS = ("out", "interactive")
+#: what a reward program defines: the reward itself, or a potential that shapes the task's own signal
+SHAPINGS = ("reward", "potential")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,6 +94,9 @@ def export(run: Run | Path | str, out: Path | str, candidate_rel: str | None = N
     """Write the best (or ``candidate_rel``'s) reward as a standalone module at ``out``; see
     :mod:`autoreward.export`."""
     run = run if isinstance(run, Run) else load_run(run)
+    if run.config.get("shaping") == "potential":
+        raise ConfigError(f"{run.path} wrote potentials (--shaping potential); export writes reward wrappers only",
+                          "shape the env's reward with gamma * phi(s') - phi(s) by hand, phi from the run's best reward.py")
     if candidate_rel:
         cand = candidate(run, candidate_rel)
         if not cand.accepted:
@@ -133,22 +138,34 @@ class RunVerdict(Verdict):
     run_dir: Path = field(default_factory=Path)
 
 
-def _check_in(run_dir: Path, program: RewardProgram, card: EnvCard, task: str, make_kwargs: dict[str, Any]) -> RunVerdict:
+def check_shaping(shaping: str) -> str:
+    """``--shaping``: reward (the program is the reward) or potential (it defines a potential)."""
+    if shaping not in SHAPINGS:
+        raise ConfigError(f"unknown --shaping {shaping!r}", f"use {' or '.join(SHAPINGS)}")
+    return shaping
+
+
+def _check_in(run_dir: Path, program: RewardProgram, card: EnvCard, task: str, make_kwargs: dict[str, Any], shaping: str = "reward") -> RunVerdict:
     rec = record_rollouts(card, run_dir / "recordings" / "probe_seed0.npz", make_kwargs=make_kwargs)
-    v = check_program(program, card, task, run_dir / "candidate", rec)
+    v = check_program(program, card, task, run_dir / "candidate", rec, shaping=shaping)
     return RunVerdict(**{f.name: getattr(v, f.name) for f in fields(v)}, run_dir=run_dir)  # every Verdict field, present and future
 
 
-def check(reward: str | Path, env: str, task: str = "default", *, out: Path | str = "runs", cards: list[Path] | None = None) -> RunVerdict:
+def check(
+    reward: str | Path, env: str, task: str = "default", *, out: Path | str = "runs", cards: list[Path] | None = None,
+    shaping: str = "reward",
+) -> RunVerdict:
     """Static policy, dry run and behaviour probe of one reward (a file or source text), without
-    an LLM; the verdict is saved in a new run directory under ``out``."""
+    an LLM; the verdict is saved in a new run directory under ``out``. ``shaping="potential"``:
+    the file defines ``compute_potential(state)`` instead."""
+    check_shaping(shaping)
     program = _program(reward)
     card = load_card(env, cards)
     t = card.task(task)
     run = new_run_dir(Path(out), card.id, f"check-{task}")
-    record_run(run, "check", {"reward": str(reward) if "\n" not in str(reward) else "<source>", "env": card.id, "task": task})
+    record_run(run, "check", {"reward": str(reward) if "\n" not in str(reward) else "<source>", "env": card.id, "task": task, "shaping": shaping})
     write_text(run / "candidate" / "reward.py", program.source)
-    return _check_in(run, program, card, task, t.make_kwargs)
+    return _check_in(run, program, card, task, t.make_kwargs, shaping)
 
 
 @dataclass
@@ -173,11 +190,14 @@ def evaluate(
     device: str = "auto", skip_check: bool = False, policy: str = "", env_kwargs: dict[str, Any] | None = None,
     out: Path | str = "runs", cards: list[Path] | None = None,
     on_verdict: Callable[[RunVerdict], None] | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
+    shaping: str = "reward",
 ) -> Evaluation:
     """Check, then train a policy with one reward and measure task fitness (``eval``).
 
     ``on_verdict`` is called once the critic is done, ``on_event`` with the training's progress
-    events; a rejected reward is not trained unless ``skip_check``."""
+    events; a rejected reward is not trained unless ``skip_check``. ``shaping="potential"``: the
+    file defines ``compute_potential(state)`` and training shapes the task's own signal with it."""
+    check_shaping(shaping)
     if algo:
         algorithm(algo)
     program = _program(reward)
@@ -191,11 +211,11 @@ def evaluate(
     spec = TrainSpec(
         card_path=card.path, task=task, fitness=t.fitness, success=t.success, source=program.source, steps=steps,
         algo=algo or card.training.algo, seed=seed, hyperparams=hp, max_episode_steps=max_episode_steps,
-        eval_episodes=eval_episodes, device=device, make_kwargs=make_kwargs, policy=policy,
+        eval_episodes=eval_episodes, device=device, make_kwargs=make_kwargs, policy=policy, shaping=shaping,
     )
     record_run(run, "eval", {"reward": str(reward) if "\n" not in str(reward) else "<source>", "env": card.id, "task": task, "spec": {**spec.__dict__, "source": None}})
     write_text(run / "candidate" / "reward.py", program.source)
-    verdict = _check_in(run, program, card, task, make_kwargs)
+    verdict = _check_in(run, program, card, task, make_kwargs, shaping)
     if on_verdict:
         on_verdict(verdict)
     result = Evaluation(run, verdict)

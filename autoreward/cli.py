@@ -31,6 +31,11 @@ console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 CardsOpt = typer.Option(None, "--cards", help="Extra directory of env cards (also AUTOREWARD_CARDS).")
+ShapingOpt = typer.Option(
+    "reward", "--shaping",
+    help="reward: the program is the reward; potential: it defines compute_potential(state) and training uses the task's own "
+    "reward + gamma * phi(s') - phi(s), which cannot change the optimal policy.",
+)
 PolicyOpt = typer.Option("", "--policy", help="SB3 policy: MlpPolicy, CnnPolicy or MultiInputPolicy (default: the card's).")
 EnvKwargOpt = typer.Option(
     [], "--env-kwarg", help="Env constructor argument key=value over the preset's (repeatable), e.g. obs_mode=pixels on Crafter-v1."
@@ -107,6 +112,7 @@ def check(
     reward: Path = typer.Argument(..., help="A Python file defining compute_reward(prev, action, state, memory)."),
     env: str = typer.Option(..., "--env", help="Env id, e.g. HalfCheetah-v5."),
     task: str = typer.Option("default", "--task", help="Preset task of the env card."),
+    shaping: str = ShapingOpt,
     out: Path = typer.Option(Path("runs"), "--out", help="Folder for the run directory."),
     cards: Optional[Path] = CardsOpt,
     require_confinement: bool = RequireConfinementOpt,
@@ -118,7 +124,7 @@ def check(
     from autoreward import api
 
     with console.status("checking (dry run and behaviour probe in the sandbox)..."):
-        verdict = api.check(reward, env, task, out=out, cards=_cards(cards))
+        verdict = api.check(reward, env, task, out=out, cards=_cards(cards), shaping=shaping)
     _print_verdict(verdict)
     console.print(f"verdict: {verdict.run_dir / 'candidate' / 'critic.json'}")
     raise typer.Exit(ExitCode.OK if verdict.accepted else ExitCode.FAILED)
@@ -161,6 +167,7 @@ def eval_cmd(
     eval_episodes: int = typer.Option(5, "--eval-episodes", min=1),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     skip_check: bool = typer.Option(False, "--skip-check", help="Train even if the critic rejects the reward."),
+    shaping: str = ShapingOpt,
     policy: str = PolicyOpt,
     env_kwargs: list[str] = EnvKwargOpt,
     out: Path = typer.Option(Path("runs"), "--out", help="Folder for the run directory."),
@@ -174,7 +181,7 @@ def eval_cmd(
     with _TrainingProgress(steps) as progress:
         ev = api.evaluate(
             reward, env, task, steps=steps, algo=algo, seed=seed, hyperparams=_parse_sets(sets), max_episode_steps=max_episode_steps,
-            eval_episodes=eval_episodes, device=device, skip_check=skip_check, policy=policy,
+            eval_episodes=eval_episodes, device=device, skip_check=skip_check, policy=policy, shaping=shaping,
             env_kwargs=_parse_sets(env_kwargs, "--env-kwarg", "obs_mode=pixels"), out=out, cards=_cards(cards),
             on_verdict=progress.on_verdict, on_event=progress.on_event,
         )
@@ -289,6 +296,7 @@ def run(
     yes: bool = typer.Option(False, "--yes", "-y", help="Accept a proposed fitness without asking (free-form tasks in a terminal)."),
     workers: int = typer.Option(0, "--workers", min=0, help="Candidates trained at once (0: one per core)."),
     halving: str = typer.Option("auto", "--halving", help="Successive halving: auto (on with >= 4 candidates), on or off."),
+    shaping: str = ShapingOpt,
     policy: str = PolicyOpt,
     env_kwargs: list[str] = EnvKwargOpt,
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -321,6 +329,7 @@ def run(
         "max_wall_s": (max_wall, typed("max_wall")), "interactive": (interactive, typed("interactive")), "policy": (policy, typed("policy")),
         "env_kwargs": (_parse_sets(env_kwargs, "--env-kwarg", "obs_mode=pixels"), typed("env_kwargs")), "device": (device, typed("device")),
         "out": (out, typed("out")), "cards": ([cards] if cards else [], typed("cards")), "workers": (workers, typed("workers")), "halving": (halving, typed("halving")),
+        "shaping": (shaping, typed("shaping")),
         "library": (not no_library, typed("no_library")), "library_dir": (str(library) if library else None, typed("library")),
     }
     from_file = api.read_run_options(config) if config else {}

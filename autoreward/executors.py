@@ -7,17 +7,42 @@ threads it uses only wait on worker processes, so they cost no CPU; each job tra
 torch thread. The loop never asks the LLM while a pool trains (designing and checking come
 before, analysing after), so the embedded model's threads and the trainers do not compete for
 the cores.
+
+``RayPool`` hands the same job to a Ray task (``pip install autoreward[ray]``): the task calls
+the very function the local pool calls, so the job still runs in a sandboxed worker on
+whichever node Ray picks, with the per-candidate ``num_cpus``/``num_gpus`` Ray reserves for it.
+The job writes into its candidate folder directly, so the run directory (and the card) must be
+at the same path on every node: a shared filesystem, or one machine. Ray does the scheduling
+and the transport; there is no distribution code of our own.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
+from autoreward.errors import ConfigError
+from autoreward.rundir import write_json
 from autoreward.sandbox import JobResult
 from autoreward.train.run import TrainSpec, train_candidate
+
+OnEvent = Callable[[dict[str, Any]], None]
+
+
+class Executor(Protocol):
+    """What the loop and successive halving need: a width and ``submit(spec, out) -> Future``."""
+
+    workers: int
+
+    def submit(self, spec: TrainSpec, out_dir: Path, on_event: OnEvent | None = None) -> Future[JobResult]: ...
+
+    def __enter__(self) -> "Executor": ...
+
+    def __exit__(self, *exc: Any) -> None: ...
 
 
 class LocalPool:
@@ -27,12 +52,104 @@ class LocalPool:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="autoreward-train")
 
-    def submit(self, spec: TrainSpec, out_dir: Path, on_event: Callable[[dict[str, Any]], None] | None = None) -> Future[JobResult]:
+    def submit(self, spec: TrainSpec, out_dir: Path, on_event: OnEvent | None = None) -> Future[JobResult]:
         return self._pool.submit(train_candidate, spec, out_dir, None, on_event)
 
     def __enter__(self) -> "LocalPool":
         return self
 
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None:
+            self._pool.shutdown(wait=True)
+            return
+        # Ctrl-C (or any error) in the waiting thread: start nothing more, kill the workers, and
+        # do not wait; their threads end at once, recording no failure (sandbox.JobsStopped)
+        from autoreward.sandbox.parent import stop_all_jobs
+
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        stop_all_jobs()
+
+
+def _ray_train(spec: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    """The Ray task: the local pool's job, on whichever node Ray chose (plain data in and out)."""
+    missing = [p for p in (spec["card_path"], str(Path(out_dir).parent), spec.get("continue_dir") or "") if p and not Path(p).exists()]
+    if missing:  # no shared filesystem: say so instead of training into a folder nobody reads
+        return asdict(JobResult(False, {}, f"{', '.join(missing)} not found on Ray node {socket.gethostname()}: "
+                                           "the run directory and the card must be on a filesystem every node shares, at the same path"))
+    return asdict(train_candidate(TrainSpec(**spec), Path(out_dir)))
+
+
+def _reachable(address: str) -> None:
+    """Ray retries an unreachable ``host:port`` for minutes; one TCP connect says it at once."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # "auto", "ray://..." (Ray Client) and the like: Ray itself answers fast
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot connect to Ray at {address}: {exc.strerror or exc}",
+                          "start the cluster (ray start --head) and pass its GCS address, e.g. --ray-address 10.0.0.1:6379") from None
+
+
+class RayPool:
+    """Runs training jobs as Ray tasks, each reserving ``num_cpus`` CPUs and ``num_gpus`` GPUs.
+
+    Connects to ``address`` (``auto``: the cluster this machine belongs to; empty: a Ray instance
+    already started in this process, else a new local one), and disconnects only from what it
+    started itself."""
+
+    def __init__(self, address: str = "", num_cpus: float = 1.0, num_gpus: float = 0.0) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--executor ray needs Ray, which is not installed", "pip install 'autoreward[ray]'") from None
+        self._ray = ray
+        self._started = False
+        if not ray.is_initialized():
+            _reachable(address)
+            try:
+                ray.init(address=address or None, include_dashboard=False, log_to_driver=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ConfigError(f"cannot connect to Ray at {address or 'a new local instance'}: {first}",
+                                  "start the cluster (ray start --head) or check --ray-address") from None
+            self._started = True
+        self.num_cpus, self.num_gpus = float(num_cpus), float(num_gpus)
+        cpus = float(ray.cluster_resources().get("CPU", 1.0))
+        self.workers = max(1, int(cpus // self.num_cpus) if self.num_cpus > 0 else int(cpus))
+        self._task = ray.remote(_ray_train).options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0)
+
+    def submit(self, spec: TrainSpec, out_dir: Path, on_event: OnEvent | None = None) -> Future[JobResult]:
+        """``on_event`` is not forwarded (progress events stay on the node); the result is."""
+        threads = max(spec.threads, int(self.num_cpus))  # the CPUs Ray reserved are the job's to use
+        ref = self._task.remote(asdict(replace(spec, threads=threads)), str(Path(out_dir).resolve()))
+        out: Future[JobResult] = Future()
+
+        def _done(f: Future[Any]) -> None:
+            try:
+                result = JobResult(**f.result())
+            except BaseException as exc:  # a Ray failure (node lost, task crashed) is the job's error
+                result = JobResult(False, {}, f"Ray task failed: {type(exc).__name__}: {str(exc).strip()[:500]}")
+            if not (out_dir / "metrics.json").exists():  # the job never ran: readers still find why
+                out_dir.mkdir(parents=True, exist_ok=True)
+                write_json(out_dir / "metrics.json", {**result.result, "ok": False, "error": result.error})
+            out.set_result(result)
+
+        ref.future().add_done_callback(_done)
+        return out
+
+    def __enter__(self) -> "RayPool":
+        return self
+
     def __exit__(self, *exc: Any) -> None:
-        # on Ctrl-C the waiting threads see their worker's process group killed by run_job
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._started:
+            self._ray.shutdown()
+
+
+def make_executor(kind: str, workers: int = 0, address: str = "", num_cpus: float = 1.0, num_gpus: float = 0.0) -> Executor:
+    """The executor a run's config names: ``local`` (``workers`` at a time) or ``ray``."""
+    if kind == "ray":
+        return RayPool(address, num_cpus, num_gpus)
+    if kind != "local":
+        raise ConfigError(f"unknown --executor {kind!r}", "use local or ray")
+    return LocalPool(workers)

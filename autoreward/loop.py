@@ -38,6 +38,7 @@ from autoreward.halving import Schedule, successive_halving
 from autoreward.library import Exclude, Library
 from autoreward.library import from_run_best as library_entry_of_run
 from autoreward.program import RewardProgram
+from autoreward.prompts_io import render
 from autoreward.rundir import Candidate, Run, read_json, write_json, write_text
 from autoreward.train.run import TrainSpec
 
@@ -57,6 +58,10 @@ class RunConfig(BaseModel):
     algo: str = ""
     seed: int = 0
     max_repairs: int = 3
+    shaping: Literal["reward", "potential"] = Field(
+        "reward", description="reward: the LLM writes the reward; potential: it writes a potential phi(state) and training uses the "
+        "task's own signal + gamma * phi(s') - phi(s), which cannot change the optimal policy (Ng, Harada & Russell 1999)."
+    )
     review: Literal["veto", "advise", "off"] = Field(
         "veto", description="LLM review of accepted programs: veto (a REJECT sends it back for repair), advise (recorded and passed on, no veto), off."
     )
@@ -124,7 +129,7 @@ class Loop:
         self.make_kwargs = {**preset_kwargs, **config.env_kwargs}
         tag = f"{config.preset}_" if self.make_kwargs else ""
         self.recording = record_rollouts(self.card, self.dir / "recordings" / f"probe_{tag}seed{config.seed}.npz", seed=config.seed, make_kwargs=self.make_kwargs)
-        self.example = self.card.reward_example or self._default_example()
+        self.example = render("potential_example.j2") if config.shaping == "potential" else self.card.reward_example or self._default_example()
         self.run_dir = Run(self.dir, "run", config.model_dump())
         self._t0 = time.monotonic()
 
@@ -260,7 +265,8 @@ class Loop:
             else:
                 write_text(cand / "reward.py", draft.source)
                 verdict = check_program(
-                    RewardProgram(draft.source), self.card, c.preset or "", cand, self.recording, fitness_expr=c.fitness, example=designer.example
+                    RewardProgram(draft.source), self.card, c.preset or "", cand, self.recording, fitness_expr=c.fitness, example=designer.example,
+                    shaping=c.shaping,
                 )
                 error, kind = ("", "") if verdict.accepted else (verdict.message, verdict.failure_kind)
                 if kind == "fitness_error":  # not the reward's fault: never sent to the designer
@@ -301,7 +307,7 @@ class Loop:
         c = self.cfg
         return TrainSpec(
             card_path=self.card.path, task=c.preset or "custom", fitness=c.fitness or "", success=float(c.success or 0.0),
-            source=(cand / "reward.py").read_text(), steps=c.steps, algo=c.algo or self.card.training.algo, seed=c.seed,
+            source=(cand / "reward.py").read_text(), shaping=c.shaping, steps=c.steps, algo=c.algo or self.card.training.algo, seed=c.seed,
             hyperparams=c.hyperparams, max_episode_steps=c.max_episode_steps, eval_episodes=c.eval_episodes,
             make_kwargs=self.make_kwargs, policy=c.policy, device=c.device,
         )
@@ -389,7 +395,7 @@ class Loop:
         c = self.cfg
         it = self.dir / f"iter{i}"
         designer = Designer(self, render_card(self.card), c.task, c.fitness_doc or c.fitness or "", example=self.example,
-                            library=self.library_examples())
+                            library=self.library_examples(), potential=c.shaping == "potential")
         seed = c.seed * 1000 + i * 100
         designs_path = it / "designs.json"
         if designs_path.exists():
@@ -479,7 +485,7 @@ class Loop:
         if path.exists():
             return list(read_json(path).get("examples", []))
         c = self.cfg
-        if not c.library or c.library_k <= 0:
+        if not c.library or c.library_k <= 0 or c.shaping == "potential":  # the library holds rewards, not potentials
             return []
         lib = Library(c.library_dir)
         try:
@@ -500,7 +506,7 @@ class Loop:
         """Add the run's best reward (accepted, trained, with a fitness) to the library, with its
         env, task, fitness and verdict; a failure to write is a warning, never a lost run."""
         c = self.cfg
-        if not c.library:
+        if not c.library or c.shaping == "potential":
             return
         t = self.card.tasks.get(c.preset) if c.preset else None
         entry = library_entry_of_run(self.dir, self.card.id, c.task, c.preset, c.fitness, c.success,

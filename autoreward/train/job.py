@@ -18,11 +18,11 @@ from typing import Any, Callable
 from autoreward.cards import load_card_file
 from autoreward.episode import fitness_function
 from autoreward.errors import RewardProgramError
-from autoreward.program import RewardCaller, RewardError
+from autoreward.program import PotentialCaller, RewardCaller, RewardError
 from autoreward.rundir import read_json, write_json
 from autoreward.sandbox.child import short_traceback
 from autoreward.sandbox.registry import job
-from autoreward.train.algos import algorithm, hyperparams_for
+from autoreward.train.algos import algorithm, discount, hyperparams_for
 from autoreward.train.evaluate import EVAL_SEED, evaluate
 
 REPLAY_FILE = "replay_buffer.pkl"
@@ -36,7 +36,7 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
     from autoreward.train.callbacks import ComponentStatsCallback, FitnessEvalCallback, ProgressCallback
-    from autoreward.train.wrappers import RewardProgramVecWrapper, StateWrapper
+    from autoreward.train.wrappers import EpisodeFitnessWrapper, PotentialShapingVecWrapper, RewardProgramVecWrapper, Shaping, StateWrapper
 
     # 1. settings: the card's defaults under the spec's overrides
     torch.set_num_threads(max(1, int(p.get("threads", 1))))
@@ -55,7 +55,7 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     done_before = int(prev.get("steps", 0))
     metrics: dict[str, Any] = {
         "ok": False, "env": card.id, "task": p["task"], "algo": algo, "steps": steps, "seed": seed, "n_envs": n_envs,
-        "reward": "program" if p.get("source") else "env",
+        "reward": "program" if p.get("source") else "env", "shaping": p.get("shaping") or "reward",
     }
 
     def done(**extra: Any) -> dict[str, Any]:
@@ -63,11 +63,20 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
         write_json(out_dir / "metrics.json", metrics)
         return metrics
 
-    # 2. the reward program (None: the env's own reward)
+    # 2. the reward program (None: the env's own reward), or a potential that shapes the task's
+    # own signal: the env's reward when the task is the env's objective, else its fitness at the end
     reward: RewardCaller | None = None
+    shaping: Shaping | None = None
+    task_spec = card.tasks.get(p["task"])
     if p.get("source"):
         try:
-            reward = RewardCaller.compile(p["source"], float(limits["call_seconds"]))
+            if metrics["shaping"] == "potential":
+                env_task = bool(task_spec and task_spec.env_objective and task_spec.fitness == p["fitness"])
+                gamma = discount(card.training.hyperparams, algo, p.get("hyperparams") or {})
+                shaping = Shaping(PotentialCaller.compile(p["source"], float(limits["call_seconds"])), gamma, "env" if env_task else "fitness")
+                metrics.update(gamma=gamma, task_signal=shaping.task_signal)
+            else:
+                reward = RewardCaller.compile(p["source"], float(limits["call_seconds"]))
         except RewardProgramError as exc:
             return done(error=f"static: {exc.message}")
 
@@ -75,8 +84,10 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     def make(i: int) -> Callable[[], Any]:
         def _init() -> Any:
             env = Monitor(card.make_env(**make_kwargs, **({"max_episode_steps": max_steps} if max_steps else {})))
-            if reward is not None:
+            if reward is not None or shaping is not None:
                 env = StateWrapper(env, card)
+            if shaping is not None and shaping.task_signal == "fitness":
+                env = EpisodeFitnessWrapper(env, card, fitness, max_steps or 1000)
             env.reset(seed=seed + i)
             return env
 
@@ -85,6 +96,8 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     venv: Any = DummyVecEnv([make(i) for i in range(n_envs)])
     if reward is not None:
         venv = RewardProgramVecWrapper(venv, reward)
+    elif shaping is not None:
+        venv = PotentialShapingVecWrapper(venv, shaping)
     hp = hyperparams_for(card.training.hyperparams, algo, p.get("hyperparams") or {})
     if cont:
         venv = VecNormalize.load(str(cont / "vecnormalize.pkl"), venv)
@@ -113,7 +126,7 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     def run_eval(keep: bool = False, deterministic: bool = True) -> dict[str, Any]:
         return evaluate(
             card, fitness, success, lambda o: act(o, deterministic), n_episodes=int(p.get("eval_episodes", 5)),
-            reward=reward, max_steps=max_steps, keep_episodes=keep, make_kwargs=make_kwargs,
+            reward=reward, shaping=shaping, max_steps=max_steps, keep_episodes=keep, make_kwargs=make_kwargs,
         )
 
     # 6. train: untrained evaluation, learning with periodic evaluations, final evaluation

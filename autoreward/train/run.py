@@ -45,6 +45,9 @@ class TrainSpec:
     #: successive halving: continue the policy saved in this folder (an earlier rung) up to ``steps``
     continue_dir: str = ""
     save_replay_buffer: bool = False  # off-policy algorithms keep their buffer across rungs
+    #: "reward": ``source`` defines compute_reward; "potential": it defines compute_potential(state)
+    #: and training uses the task's own signal + gamma * phi(s') - phi(s) (``wrappers.Shaping``)
+    shaping: str = "reward"
 
 
 def train_candidate(
