@@ -48,6 +48,8 @@ def numbers(metrics: dict[str, Any]) -> dict[str, Any]:
         "episode_length_mean": metrics["final"].get("length_mean"),
         "env_return_final": metrics["final"].get("env_return_mean"),
         "components": {k: {s: v[s] for s in ("min", "mean", "max")} for k, v in metrics.get("components", {}).items()},
+        # "potential": the components are phi's terms at each state, plus (task reward) and (shaping)
+        "shaping": metrics.get("shaping", "reward"),
         "reward_fitness_spearman_over_training": _spearman(rew, fit),
         "reward_fitness_spearman_final_episodes": _spearman([e.get("reward_return") for e in eps], [e["fitness"] for e in eps]),
     }
@@ -55,9 +57,12 @@ def numbers(metrics: dict[str, Any]) -> dict[str, Any]:
         out["env_analysis"] = metrics["env_analysis"]
     flags = []
     rho = out["reward_fitness_spearman_over_training"]
-    if rho is not None and rho <= HACKING_RHO:
+    # potential shaping cannot be hacked (the optimal policy is r_task's), and the plain sum of
+    # gamma * phi(s') - phi(s) carries -(1 - gamma) * sum(phi), which moves against a good phi
+    hackable = out["shaping"] != "potential"
+    if hackable and rho is not None and rho <= HACKING_RHO:
         flags.append(f"reward hacking: our reward and the task fitness moved apart over training (Spearman {rho})")
-    if len(fit) >= 3 and len(rew) >= 3 and rew[-1] > rew[0] and fit[-1] < fit[0]:
+    if hackable and len(fit) >= 3 and len(rew) >= 3 and rew[-1] > rew[0] and fit[-1] < fit[0]:
         flags.append("reward hacking: the reward rose while the task fitness fell")
     if fit and out["fitness_final"] <= out["fitness_untrained"]:
         flags.append("no progress: the trained policy is no better than the untrained one")
@@ -67,7 +72,7 @@ def numbers(metrics: dict[str, Any]) -> dict[str, Any]:
         flags.append(f"the total is not the sum of its components: the term {NOT_IN_COMPONENTS} (mean {v['mean']:.3g}, "
                      f"min {v['min']:.3g}, max {v['max']:.3g}) is what the named components do not explain; make the total additive")
     if comps:
-        mags = {k: max(abs(v["min"]), abs(v["max"])) for k, v in comps.items() if k not in ("env_reward", NOT_IN_COMPONENTS)}
+        mags = {k: max(abs(v["min"]), abs(v["max"])) for k, v in comps.items() if k != "env_reward" and not k.startswith("(")}
         if mags:
             big = max(mags.values())
             for k, m in mags.items():
@@ -96,7 +101,7 @@ def analyze(candidate_dir: Path, task: str, complete: Callable[..., list[Any]] |
     summary = ""
     if complete is not None:
         code = (candidate_dir / "reward.py").read_text()
-        var = {"task": task, "code": code, "numbers": text}
+        var = {"task": task, "code": code, "numbers": text, **({"potential": True} if nums.get("shaping") == "potential" else {})}
         msgs = [{"role": "user", "content": render("analyzer_summary.j2", **var)}]
         summary = complete(msgs, n=1, temperature=0.2, seed=seed, template="analyzer_summary.j2", variables=var, max_tokens=300)[0].text.strip()
     result = {"numbers": nums, "summary": summary}

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from autoreward.errors import ConfigError
-from autoreward.program import FUNCTION_NAME, RewardProgram
+from autoreward.program import FUNCTION_NAME, POTENTIAL_FUNCTION, SIGNATURES, RewardProgram
 from autoreward.prompts_io import render
 
 FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
@@ -95,20 +95,21 @@ def _with_helpers(chosen: str, blocks: list[str], function: str) -> str:
     return "\n\n".join(b for i, b in enumerate(blocks) if i in taken or b is chosen)
 
 
-def extract_code(text: str) -> str | None:
+def extract_code(text: str, function: str = FUNCTION_NAME) -> str | None:
     """The reward program inside an LLM answer, or None when there is no code at all.
 
-    Prefers a fenced block defining ``compute_reward``, with the blocks holding the helpers it
-    calls; else joins the fenced blocks (helpers
-    in one, the function in another); else takes unfenced code from the first ``import`` or
-    ``def`` line, cutting trailing prose. A single 4-argument function with another name is
-    renamed to ``compute_reward``.
+    Prefers a fenced block defining ``function`` (``compute_reward``, or ``compute_potential``
+    with ``--shaping potential``), with the blocks holding the helpers it calls; else joins the
+    fenced blocks (helpers in one, the function in another); else takes unfenced code from the
+    first ``import`` or ``def`` line, cutting trailing prose. A function with another name and the right number of arguments (4 for a
+    reward, 1 for a potential) is renamed to ``function``.
     """
+    nargs = len(SIGNATURES[function][0])
     blocks = [b.strip() for lang, b in FENCE_RE.findall(text) if lang.lower() in ("", "python", "py", "python3")]
     blocks = [b for b in blocks if b]
-    chosen = next((b for b in blocks if re.search(rf"def\s+{FUNCTION_NAME}\s*\(", b)), None)
+    chosen = next((b for b in blocks if re.search(rf"def\s+{function}\s*\(", b)), None)
     if chosen is not None:
-        chosen = _with_helpers(chosen, blocks, FUNCTION_NAME)
+        chosen = _with_helpers(chosen, blocks, function)
     if chosen is None and blocks:
         joined = "\n\n".join(b for b in blocks if _parses(b))
         chosen = joined or blocks[-1]
@@ -118,11 +119,11 @@ def extract_code(text: str) -> str | None:
         if start is None:
             return None
         chosen = _largest_parsable_prefix([ln for ln in lines[start:]]) or "\n".join(lines[start:])
-    if not re.search(rf"def\s+{FUNCTION_NAME}\s*\(", chosen):
-        funcs = [f for f in _functions(chosen) if len(f.args.args) == 4]
+    if not re.search(rf"def\s+{function}\s*\(", chosen):
+        funcs = [f for f in _functions(chosen) if len(f.args.args) == nargs]
         if len(funcs) >= 1:
             old = funcs[-1].name
-            chosen = re.sub(rf"\b{re.escape(old)}\b", FUNCTION_NAME, chosen)
+            chosen = re.sub(rf"\b{re.escape(old)}\b", function, chosen)
     return chosen.strip() + "\n"
 
 
@@ -156,14 +157,28 @@ class Designer:
     #: verified rewards from the library (entries as plain dicts) that the initial prompt shows
     #: as examples with their measured fitness (Text2Reward's few-shot setting)
     library: list[dict[str, Any]] = field(default_factory=list)
+    #: ``--shaping potential``: ask for ``compute_potential(state)`` (the ``*_potential.j2``
+    #: system and first prompts; the refine and repair prompts say "potential")
+    potential: bool = False
+
+    @property
+    def function(self) -> str:
+        return POTENTIAL_FUNCTION if self.potential else FUNCTION_NAME
+
+    @property
+    def initial_template(self) -> str:
+        return "designer_initial_potential.j2" if self.potential else "designer_initial.j2"
 
     def _messages(self, template: str, **variables: Any) -> tuple[list[dict[str, str]], dict[str, Any]]:
         variables = {"env_text": self.env_text, "task": self.task, "fitness_doc": self.fitness_doc, **variables}
         if template == "designer_initial.j2":
             variables.setdefault("library", self.library)
+        if self.potential:
+            variables["potential"] = True
+        system = "designer_system_potential.j2" if self.potential else "designer_system.j2"
         return (
             [
-                {"role": "system", "content": render("designer_system.j2", example=self.example)},
+                {"role": "system", "content": render(system, example=self.example)},
                 {"role": "user", "content": render(template, **variables)},
             ],
             variables,
@@ -175,13 +190,13 @@ class Designer:
         """k samples: the initial prompt, or the refine prompt when a parent is given. Earlier
         failures go into either prompt so the Designer sees every error."""
         if parent is None:
-            msgs, var = self._messages("designer_initial.j2", failures=failures or [])
-            template = "designer_initial.j2"
+            template = self.initial_template
+            msgs, var = self._messages(template, failures=failures or [])
         else:
             msgs, var = self._messages("designer_refine.j2", feedback=feedback, **parent)
             template = "designer_refine.j2"
         outs = self.client.complete(msgs, n=k, temperature=self.temperature, seed=seed, template=template, variables=var)
-        return [Draft(i, extract_code(c.text), c.text) for i, c in enumerate(outs)]
+        return [Draft(i, extract_code(c.text, self.function), c.text) for i, c in enumerate(outs)]
 
     def repair(self, draft: Draft, error: str, kind: str, seed: int) -> Draft:
         """Ask for a fix of ``draft`` given the critic's message and failure ``kind`` (the
@@ -192,11 +207,11 @@ class Designer:
         from the initial prompt, told what went wrong."""
         msgs, var = self._messages("designer_repair.j2", code=draft.source or draft.raw, error=error, kind=kind)
         out = self.client.complete(msgs, n=1, temperature=0.7, seed=seed, template="designer_repair.j2", variables=var)[0]
-        new = extract_code(out.text)
+        new = extract_code(out.text, self.function)
         if new is None or _same_program(new, draft.source):
-            msgs, var = self._messages("designer_initial.j2", failures=[f"a previous version was rejected: {error}"])
-            out = self.client.complete(msgs, n=1, temperature=0.9, seed=seed + 1000, template="designer_initial.j2", variables=var)[0]
-            new = extract_code(out.text)
+            msgs, var = self._messages(self.initial_template, failures=[f"a previous version was rejected: {error}"])
+            out = self.client.complete(msgs, n=1, temperature=0.9, seed=seed + 1000, template=self.initial_template, variables=var)[0]
+            new = extract_code(out.text, self.function)
         if new is not None:
             draft.source = new
         return draft

@@ -91,6 +91,18 @@ INTERFACE_DOC = (
     "def compute_reward(prev, action, state, memory) -> tuple[float, dict[str, float]]"
 )
 
+#: ``--shaping potential``: the program defines a potential over one state instead of a reward;
+#: training adds gamma * phi(s') - phi(s) to the task's own reward (Ng, Harada & Russell 1999).
+#: One state and nothing else (no memory, no action): a potential that depends on history would
+#: no longer leave the optimal policy unchanged.
+POTENTIAL_FUNCTION = "compute_potential"
+POTENTIAL_INTERFACE_DOC = "def compute_potential(state) -> tuple[float, dict[str, float]]"
+#: the arguments each function a program may be asked for must accept, and its documented form
+SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
+    FUNCTION_NAME: (PARAMS, INTERFACE_DOC),
+    POTENTIAL_FUNCTION: (("state",), POTENTIAL_INTERFACE_DOC),
+}
+
 
 @dataclass
 class Finding:
@@ -288,15 +300,17 @@ def _root_name(node: ast.expr) -> str:
 
 
 def _check_signature(tree: ast.Module, function: str) -> list[Finding]:
+    params, doc = SIGNATURES.get(function, (PARAMS, INTERFACE_DOC))
     funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
     if function not in funcs:
         names = ", ".join(funcs) or "none"
-        return [Finding("signature", f"no top-level function named {function}; functions found: {names}. Define {INTERFACE_DOC}")]
+        return [Finding("signature", f"no top-level function named {function}; functions found: {names}. Define {doc}")]
     fn = funcs[function]
     args = [a.arg for a in fn.args.posonlyargs + fn.args.args]
     required = len(args) - len(fn.args.defaults)
-    if len(args) < 4 and not fn.args.vararg or required > 4:
-        return [Finding("signature", f"{function} takes ({', '.join(args)}); it must accept 4 arguments (prev, action, state, memory)", fn.lineno)]
+    n = len(params)
+    if len(args) < n and not fn.args.vararg or required > n:
+        return [Finding("signature", f"{function} takes ({', '.join(args)}); it must accept {n} argument{'s' if n > 1 else ''} ({', '.join(params)})", fn.lineno)]
     has_return_value = any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(fn))
     if not has_return_value:
         return [Finding("signature", f"{function} never returns a value; return (total, {{name: value, ...}})", fn.lineno)]
@@ -387,9 +401,9 @@ def _as_float(x: Any) -> Any:
     return x
 
 
-def validate_output(out: Any) -> tuple[float, dict[str, float]]:
-    """Turn a reward function's return value into (total, components) or raise RewardOutputError
-    with a message saying exactly what was wrong."""
+def validate_output(out: Any, function: str = FUNCTION_NAME) -> tuple[float, dict[str, float]]:
+    """Turn a reward (or potential) function's return value into (total, components) or raise
+    RewardOutputError with a message saying exactly what was wrong."""
     # fast path for the common, well-formed answer: this runs once per training step
     if type(out) is tuple and len(out) == 2 and type(out[0]) is float and type(out[1]) is dict and math.isfinite(out[0]):
         comps = out[1]
@@ -397,7 +411,7 @@ def validate_output(out: Any) -> tuple[float, dict[str, float]]:
             return out[0], comps
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         raise RewardOutputError(
-            f"compute_reward must return a pair (total, components_dict), got {type(out).__name__}"
+            f"{function} must return a pair (total, components_dict), got {type(out).__name__}"
             + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "")
         )
     total, comps = _as_float(out[0]), out[1]
@@ -487,3 +501,29 @@ class RewardCaller:
         if self.guard is not None:
             return validate_output(self.guard.call(self.fn, prev, a, state, memory))
         return validate_output(self.fn(prev, a, state, memory))
+
+
+class PotentialCaller:
+    """The one way a compiled potential is called (``--shaping potential``): ``phi(state)`` with
+    the same per-call guard and output validation as :class:`RewardCaller`."""
+
+    def __init__(self, fn: Callable[..., Any], guard: CallGuard | None = None) -> None:
+        self.fn = fn
+        self.guard = guard
+
+    @classmethod
+    def compile(cls, source: str, call_seconds: float | None = None) -> "PotentialCaller":
+        guard = CallGuard(call_seconds) if call_seconds else None
+        return cls(compile_program(source, POTENTIAL_FUNCTION, guard=guard), guard)
+
+    def __call__(self, state: Any) -> tuple[float, dict[str, float]]:
+        out = self.guard.call(self.fn, state) if self.guard is not None else self.fn(state)
+        return validate_output(out, POTENTIAL_FUNCTION)
+
+
+def shaping_term(phi: float, phi_next: float, gamma: float, terminal: bool) -> float:
+    """``gamma * phi(s') - phi(s)``, with ``phi(s') = 0`` when ``s'`` is terminal (Ng, Harada &
+    Russell 1999): the shaped return then differs from the task's by ``-phi(s_0)`` only, so the
+    optimal policy is the task's. At a time-limit truncation ``s'`` is not terminal and keeps its
+    potential: the value bootstrapped there stands for the episode going on."""
+    return gamma * (0.0 if terminal else phi_next) - phi

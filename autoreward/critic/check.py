@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from autoreward.cards import EnvCard, load_card_file
-from autoreward.critic.dry_run import dry_run
+from autoreward.critic.dry_run import dry_run, dry_run_potential
 from autoreward.critic.probe import probe
 from autoreward.critic.static import check_static
 from autoreward.critic.verdict import CheckResult, Verdict
 from autoreward.episode import fitness_function, load_recording
 from autoreward.errors import RewardProgramError
-from autoreward.program import RewardCaller, RewardProgram
+from autoreward.program import FUNCTION_NAME, POTENTIAL_FUNCTION, PotentialCaller, RewardCaller, RewardProgram
 from autoreward.rundir import write_json
 from autoreward.sandbox import Limits, run_job
 from autoreward.sandbox.child import short_traceback
@@ -42,14 +42,17 @@ def check_program(
     fitness_expr: str | None = None,
     limits: Limits | None = None,
     example: str = "",
+    shaping: str = "reward",
 ) -> Verdict:
     """Run the checks in order and save the verdict to ``workdir/critic.json``.
 
     ``example``: the reward example the designer was shown; a program that is that example
-    unchanged is rejected (small models hand it back)."""
+    unchanged is rejected (small models hand it back). ``shaping="potential"``: the program
+    defines ``compute_potential(state)``, checked like a reward; the probe ranks the rollouts by
+    the potential they gained (``dry_run.dry_run_potential``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     fitness = fitness_expr if fitness_expr is not None else card.task(task_name).fitness
-    static = check_static(program.source, example)
+    static = check_static(program.source, example, POTENTIAL_FUNCTION if shaping == "potential" else FUNCTION_NAME)
     verdict = Verdict(False, [static], program.sha, card.id, task_name)
     if static.passed:
         payload = {
@@ -58,6 +61,7 @@ def check_program(
             "recording": str(Path(recording).resolve()),
             "fitness": fitness,
             "rewards_path": str((workdir / REWARDS_FILE).resolve()),
+            "shaping": shaping,
         }
         (workdir / REWARDS_FILE).unlink(missing_ok=True)
         result = run_job("check", payload, workdir, limits or Limits.for_check())
@@ -79,14 +83,18 @@ def run_check_job(payload: dict[str, Any], limits: dict[str, Any]) -> dict[str, 
     card = load_card_file(Path(payload["card_path"]))
     episodes = load_recording(Path(payload["recording"]), card)
     checks: list[CheckResult] = []
+    potential = payload.get("shaping") == "potential"
     try:
-        caller = RewardCaller.compile(payload["source"], float(limits["call_seconds"]))
+        caller: Any = (PotentialCaller if potential else RewardCaller).compile(payload["source"], float(limits["call_seconds"]))
     except RewardProgramError as exc:
         checks.append(CheckResult("static", False, exc.message, kind="static"))
     except Exception as exc:  # module-level code failed while defining the program
         checks.append(CheckResult("dry_run", False, f"the program failed while being defined: {short_traceback(exc)}", kind="definition"))
     else:
-        dry, data = dry_run(caller, episodes, card.field_names)
+        if potential:
+            dry, data = dry_run_potential(caller, episodes, card.field_names)
+        else:
+            dry, data = dry_run(caller, episodes, card.field_names)
         checks.append(dry)
         if dry.passed:
             # every transition's reward, for the behavioural dedupe (critic/dedupe.py) in the parent

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from autoreward.critic.verdict import CheckResult, stats
-from autoreward.program import NOT_IN_COMPONENTS, RewardCaller, RewardOutputError, not_in_components
+from autoreward.program import NOT_IN_COMPONENTS, PotentialCaller, RewardCaller, RewardOutputError, not_in_components
 from autoreward.sandbox.child import CallTimeout, short_traceback
 
 REPLAY_EPISODES = 3  # replayed with fresh memory to check determinism
@@ -147,3 +147,50 @@ def dry_run(caller: RewardCaller, episodes: Sequence[Any], field_names: Sequence
             "(total = sum of the components) lets each term's effect be read"
         )
     return result, data
+
+
+class _PotentialOfNextState:
+    """A potential seen through the reward's calling convention: phi(state) for each transition,
+    so :func:`dry_run` checks phi on every state after a step with the same messages."""
+
+    def __init__(self, potential: PotentialCaller) -> None:
+        self.potential = potential
+
+    def __call__(self, prev: Any, action: Any, state: Any, memory: dict[str, Any]) -> tuple[float, dict[str, float]]:
+        return self.potential(state)
+
+
+def dry_run_potential(potential: PotentialCaller, episodes: Sequence[Any], field_names: Sequence[str] = ()) -> tuple[CheckResult, DryRun]:
+    """The dry run of a potential (``--shaping potential``), checked like a reward: phi on every
+    recorded state must be a finite float with finite components, deterministic on replay and not
+    constant (a constant phi shapes nothing).
+
+    What the probe and the behavioural dedupe then see is each transition's change of potential,
+    ``phi(s') - phi(s)`` (and each term's own change as its component): summed over an episode it
+    is the potential gained, which must rise with the task's fitness. Training pays
+    ``gamma * phi(s') - phi(s)``, whose extra ``-(1 - gamma) * phi(s')`` per step only cancels in
+    the discounted return: summed plainly over 200 recorded steps it outweighs the gain (a right
+    way potential, -x for running backwards, ranked rollouts at rho = -0.84), so the direction is
+    judged on the change alone."""
+    result, next_phi = dry_run(_PotentialOfNextState(potential), episodes, field_names)  # type: ignore[arg-type]
+    if not result.passed:
+        return result, next_phi
+    data = DryRun(calls=next_phi.calls)
+    starts = np.cumsum([0] + [ep.length for ep in episodes])
+    for ei, ep in enumerate(episodes):
+        try:
+            phi0, comps0 = potential(ep.states[0])
+        except Exception as exc:  # noqa: BLE001 - report, don't crash
+            msg = f"at the reset state of episode {ei}: {short_traceback(exc)}. state: {describe_state(ep.states[0])}"
+            return CheckResult("dry_run", False, msg, kind="output" if isinstance(exc, RewardOutputError) else "exception"), data
+        comps0 = {**comps0, NOT_IN_COMPONENTS: not_in_components(phi0, comps0)}
+        phis = [phi0, *next_phi.totals[ei]]
+        data.totals.append([phis[t + 1] - phis[t] for t in range(ep.length)])
+        for k, vals in next_phi.components.items():
+            if len(vals) == next_phi.calls:  # terms present at every state only, as the probe ranks them
+                c = [comps0.get(k, 0.0), *vals[starts[ei]:starts[ei + 1]]]
+                data.components.setdefault(k, []).extend(c[t + 1] - c[t] for t in range(ep.length))
+    details = dict(result.details)
+    details.update(potential=details.pop("total"), total=stats(np.array([x for ep in data.totals for x in ep])))
+    msg = f"phi on {data.calls + len(episodes)} states over {len(episodes)} episodes"
+    return CheckResult("dry_run", True, msg, details, warnings=result.warnings), data

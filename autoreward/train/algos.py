@@ -81,3 +81,13 @@ def hyperparams_for(card_hyperparams: dict[str, dict[str, Any]], algo: str, over
     if "policy_kwargs" in hp:
         hp["policy_kwargs"] = _policy_kwargs(hp["policy_kwargs"])
     return hp
+
+
+def discount(card_hyperparams: dict[str, dict[str, Any]], algo: str, overrides: dict[str, Any]) -> float:
+    """The gamma training will use: the override, else the card's value for ``algo``, else SB3's
+    default for the algorithm. Potential shaping must use the learner's own gamma, or the shaping
+    no longer telescopes in the return the learner maximises."""
+    hp = {**card_hyperparams.get(algo, {}), **overrides}
+    if "gamma" in hp:
+        return float(hp["gamma"])
+    return float(inspect.signature(algorithm(algo).load().__init__).parameters["gamma"].default)

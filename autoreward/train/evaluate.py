@@ -8,13 +8,16 @@ evaluation and the analyzer's rollouts all call :func:`evaluate`, so their numbe
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from autoreward.cards import EnvCard, StateExtractor
 from autoreward.episode import Episode, rollout
-from autoreward.program import RewardCaller, RewardError
+from autoreward.program import RewardCaller, RewardError, shaping_term
+
+if TYPE_CHECKING:
+    from autoreward.train.wrappers import Shaping
 
 EVAL_SEED = 10_000
 
@@ -30,9 +33,11 @@ def evaluate(
     max_steps: int | None = None,
     keep_episodes: bool = False,
     make_kwargs: dict[str, Any] | None = None,
+    shaping: "Shaping | None" = None,
 ) -> dict[str, Any]:
     """Run ``n_episodes`` with ``act(obs) -> action``; fitness, success and the candidate's
-    own return per episode (``reward`` given), plus the env's return and why each ended."""
+    own return per episode (``reward`` given, or the shaped return r_task + gamma * phi(s') -
+    phi(s) summed, ``shaping`` given), plus the env's return and why each ended."""
     env = card.make_env(**(make_kwargs or {}), **({"max_episode_steps": max_steps} if max_steps else {}))
     extractor = StateExtractor(card, env)
     limit = max_steps or card.training.max_episode_steps or 1000
@@ -40,27 +45,36 @@ def evaluate(
     episodes: list[Episode] = []
     try:
         for i in range(n_episodes):
-            shaped: list[float] = []
+            shaped: list[float] = []  # the reward per step, or phi per state (s_0 first) with shaping
             memory: dict[str, Any] = {}
 
             def on_step(prev: Any, a: Any, s: Any) -> None:
-                assert reward is not None
                 try:
-                    shaped.append(reward(prev, a, s, memory)[0])
+                    if shaping is not None:
+                        if not shaped:
+                            shaped.append(shaping.potential(prev)[0])
+                        shaped.append(shaping.potential(s)[0])
+                    else:
+                        assert reward is not None
+                        shaped.append(reward(prev, a, s, memory)[0])
                 except Exception as exc:
                     raise RewardError(f"during evaluation (episode {i}, step {len(shaped) + 1})") from exc
 
             ep = rollout(
                 card, env, extractor, lambda t, obs: act(obs), seed=seed + i, max_steps=limit,
-                on_step=on_step if reward is not None else None,
+                on_step=on_step if reward is not None or shaping is not None else None,
             )
             f = float(fitness(ep))
+            if shaping is not None:
+                phi = shaped
+                task = ep.env_return if shaping.task_signal == "env" else f
+                shaped = [task] + [shaping_term(phi[t], phi[t + 1], shaping.gamma, ep.terminated and t == ep.length - 1) for t in range(ep.length)]
             rows.append(
                 {
                     "fitness": f,
                     "success": bool(f >= success),
                     "env_return": ep.env_return,
-                    "reward_return": float(np.sum(shaped)) if reward is not None else None,
+                    "reward_return": float(np.sum(shaped)) if reward is not None or shaping is not None else None,
                     "length": ep.length,
                     "cause": ep.cause,
                 }
@@ -79,7 +93,7 @@ def evaluate(
         "causes": dict(Counter(r["cause"] for r in rows)),
         "episodes": rows,
     }
-    if reward is not None:
+    if reward is not None or shaping is not None:
         out["reward_return_mean"] = float(np.mean([r["reward_return"] for r in rows]))
     if keep_episodes:
         out["_episodes"] = episodes
