@@ -137,7 +137,9 @@ def _print_verdict(verdict: Any) -> None:
         d = c.details
         if c.name == "dry_run" and c.passed:
             comps = ", ".join(f"{k} mean {v['mean']:.3g} [{v['min']:.3g}, {v['max']:.3g}]" for k, v in d.get("components", {}).items())
-            console.print(f"     total mean {d['total']['mean']:.3g} [{d['total']['min']:.3g}, {d['total']['max']:.3g}], {d['per_call_us']} µs/call; {comps}", highlight=False, markup=False)
+            whole = d.get("potential", d["total"])  # a potential's own values, not its change per step
+            console.print(f"     {'phi' if 'potential' in d else 'total'} mean {whole['mean']:.3g} [{whole['min']:.3g}, {whole['max']:.3g}], "
+                          f"{d['per_call_us']} µs/call; {comps}", highlight=False, markup=False)
         for w in c.warnings:
             console.print(f"     [yellow]warning[/]: {w}")
     if getattr(verdict, "confinement", None):
