@@ -141,6 +141,22 @@ def test_the_critic_rejects_a_constant_potential_and_one_pointing_backwards(chee
     assert reward.failure_kind == "static" and "compute_potential" in reward.message
 
 
+def test_the_prompts_ask_for_a_potential():
+    from autoreward.designer import Designer, extract_code
+    from autoreward.prompts_io import render
+
+    d = Designer(None, "E", "run backwards", "F", example=render("potential_example.j2"), potential=True)
+    msgs, var = d._messages(d.initial_template, failures=[])
+    assert "compute_potential" in msgs[0]["content"] and "There is no `prev`" in msgs[0]["content"]
+    assert "Write a potential function compute_potential(state)" in msgs[1]["content"] and var["potential"] is True
+    repair = d._messages("designer_repair.j2", code="C", error="constant", kind="constant")[0][1]["content"]
+    assert "This potential function was rejected" in repair
+    renamed = extract_code("```python\ndef phi(state):\n    return 1.0, {}\n```", "compute_potential")
+    assert renamed.startswith("def compute_potential(state)")
+    review = render("critic_review.j2", task="T", env_text="E", code=BACKWARDS_PHI, probe=None)
+    assert "Here is a potential function phi(state)" in review and "reward function an agent will maximise" not in review
+
+
 def test_check_takes_shaping_and_a_wrong_value_is_one_line(tmp_path):
     (tmp_path / "phi.py").write_text(BACKWARDS_PHI)
     ok = cli("check", "phi.py", "--env", "HalfCheetah-v5", "--task", "run_backwards", "--shaping", "potential", "--out", "runs", cwd=tmp_path)
@@ -173,6 +189,8 @@ def test_a_scripted_run_in_potential_mode_end_to_end(tmp_path):
     assert "compute_potential" in first["messages"][0]["content"] and "potential-based reward shaping" in first["messages"][0]["content"]
     refine = next(e for e in log if e.get("template") == "designer_refine.j2")
     assert "This potential function was the best so far" in refine["messages"][1]["content"]
+    review = next(e for e in log if e.get("template") == "critic_review.j2")
+    assert "Here is a potential function phi(state)" in review["messages"][0]["content"]
     assert (run / "iter1/cand0/metrics.json").exists()
     a = json.loads((run / "iter0/cand0/analysis.json").read_text())
     assert not any("reward hacking" in f for f in a["numbers"]["flags"])  # shaping cannot be hacked
