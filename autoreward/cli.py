@@ -250,17 +250,40 @@ class _TrainingProgress:
 
 @app.command()
 def bench(
-    suite: str = typer.Option("quick", "--suite", help="quick, crafter or fitness."),
+    suite: str = typer.Option("quick", "--suite", help="quick, crafter, fitness, metaworld, quality or quality-quick."),
     out: Path = typer.Option(Path("bench.json"), "--out", help="Where to write the JSON results."),
+    model: Optional[str] = typer.Option(None, "--model", help="quality suites: the model the loop uses (default: the embedded one)."),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="quality suites: comma-separated task names (autoreward/bench/quality.yaml)."),
+    variants: Optional[str] = typer.Option(None, "--variants", help="quality suites: loop variants, comma-separated: library, no-library, potential, potential-no-library, or none (experts and baselines only)."),
+    no_library: bool = typer.Option(False, "--no-library", help="quality suites: the loop without the reward library (same as --variants no-library)."),
+    shaping: Optional[str] = typer.Option(None, "--shaping", help="quality suites: potential also runs the loop with --shaping potential on every task, beside the normal mode."),
+    bench_config: Optional[Path] = typer.Option(None, "--config", help="quality suites: a YAML merged over autoreward/bench/quality.yaml (budgets, tasks)."),
 ) -> None:
-    """Measure speed targets (ratios measured in one run, since these machines are noisy)."""
+    """Measure speed targets (ratios measured in one run, since these machines are noisy) and reward quality."""
+    import inspect
+
     from autoreward.bench import SUITES
     from autoreward.bench import suite as suite_fn
     from autoreward.rundir import write_json
 
     if suite not in SUITES:
         raise ConfigError(f"unknown --suite {suite!r}", f"choose one of: {', '.join(SUITES)}")
-    results = suite_fn(suite)(console)
+    if shaping not in (None, "reward", "potential"):
+        raise ConfigError(f"--shaping {shaping!r}: choose reward or potential")
+    chosen = None if variants is None else [v.strip() for v in variants.split(",") if v.strip() and v.strip() != "none"]
+    if no_library:
+        chosen = [{"library": "no-library", "potential": "potential-no-library"}.get(v, v) for v in (chosen or ["library"])]
+    if shaping == "potential":
+        chosen = (chosen or ["no-library" if no_library else "library"]) + ["potential-no-library" if no_library else "potential"]
+    options = {"model": model, "tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
+               "variants": list(dict.fromkeys(chosen)) if chosen is not None else None, "config": bench_config}
+    fn = suite_fn(suite)
+    given = {k: v for k, v in options.items() if v is not None}
+    takes_options = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
+    if given and not takes_options:
+        flags = ", ".join(f"--{k}" for k in given)
+        raise ConfigError(f"{flags}: not an option of --suite {suite}", "drop them, or use --suite quality / quality-quick")
+    results = fn(console, out=out, **given) if takes_options else fn(console)  # out: written as it goes, so a stop keeps the rest
 
     write_json(out, results)
     console.print_json(json.dumps({k: v for k, v in results.items() if not isinstance(v, (dict, list))}))
