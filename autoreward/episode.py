@@ -67,6 +67,23 @@ class Episode:
         """The field ``name`` after each step (reset state excluded): shape [length, ...]."""
         return self.series(name)[1:]
 
+    def __getattr__(self, name: str) -> Any:
+        """Only reached when ``name`` is not an attribute: small models write ``ep.torso_height``
+        for a state field, and Python's bare "no attribute" sent three repairs after it; the
+        message says how to read the field instead (it goes back to the fitness proposer)."""
+        states = self.__dict__.get("states")
+        if name.startswith("__") or not states:
+            raise AttributeError(name)
+        if hasattr(states[0], name):
+            raise AttributeError(
+                f"the episode has no attribute {name!r}: {name} is a state field, read it with ep.last.{name} "
+                f"(at the end), ep.first.{name} (at the start) or np.mean(ep.series({name!r})) (over the episode)"
+            )
+        raise AttributeError(
+            f"the episode has no attribute {name!r}; it has first, last, series(name), steps(name), "
+            "length, duration, limit, terminated and env_return"
+        )
+
 
 def compile_fitness(expr: str, measures: dict[str, str] | None = None, fields: Sequence[str] = ()) -> Callable[[Episode], Any]:
     """Compile a fitness expression under the reward-program policy (see ``program.py``); the

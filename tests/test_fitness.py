@@ -45,6 +45,8 @@ def test_a_good_fitness_passes_with_its_range(cheetah, episodes):
     [
         ("ep.series('x_velocity') / ep.duration", 0.01, "fitness_error", "an array of shape"),
         ("ep.last.speed", 1.0, "fitness_error", "AttributeError"),
+        ("ep.torso_height", 1.0, "fitness_error", "torso_height is a state field, read it with ep.last.torso_height"),
+        ("ep.speed", 1.0, "fitness_error", "it has first, last, series(name)"),
         ("'fast'", 1.0, "fitness_error", "a str, not a number"),
         ("float('nan') * backward_speed", 1.0, "fitness_error", "finite"),
         ("1.0 + 0.0 * backward_speed", 2.0, "fitness_constant", "cannot tell better"),
