@@ -109,8 +109,27 @@ def export(run: Run | Path | str, out: Path | str, candidate_rel: str | None = N
     return export_candidate(run, cand, Path(out))
 
 
+def report(run: Run | Path | str, *, videos: bool = True, video_seconds: float = 20.0, log: Callable[[str], None] | None = None) -> Path:
+    """Write ``report.html`` into the run directory (see :mod:`autoreward.report`): plots, code,
+    verdicts, analyses, feedback, and videos of the best policy and one failure per candidate."""
+    from autoreward.report import write_report
+
+    run = run if isinstance(run, Run) else load_run(run)
+    if video_seconds <= 0:
+        raise ConfigError(f"--video-seconds {video_seconds:g} must be positive", "e.g. --video-seconds 20, or --no-videos")
+    return write_report(run, videos=videos, video_seconds=video_seconds, log=log)
+
+
 # ---------------------------------------------------------------------------------------------
 # One reward: check, evaluate
+
+
+def require_tensorboard(wanted: bool) -> None:
+    """``--tensorboard`` needs the tensorboard package: a one-line error before anything runs."""
+    import importlib.util
+
+    if wanted and importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError("--tensorboard needs the tensorboard package, which is not installed", "pip install 'autoreward[tb]'")
 
 
 def _program(reward: str | Path) -> RewardProgram:
@@ -188,7 +207,7 @@ def evaluate(
     reward: str | Path, env: str, task: str = "default", *, steps: int = 50_000, algo: str = "", seed: int = 0,
     hyperparams: dict[str, Any] | None = None, max_episode_steps: int | None = None, eval_episodes: int = 5,
     device: str = "auto", skip_check: bool = False, policy: str = "", env_kwargs: dict[str, Any] | None = None,
-    out: Path | str = "runs", cards: list[Path] | None = None,
+    out: Path | str = "runs", cards: list[Path] | None = None, tensorboard: bool = False,
     on_verdict: Callable[[RunVerdict], None] | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
     shaping: str = "reward",
 ) -> Evaluation:
@@ -206,12 +225,13 @@ def evaluate(
     hp = dict(hyperparams or {})
     validate_hyperparams(algo or card.training.algo, hp)
     validate_policy(policy)
+    require_tensorboard(tensorboard)
     make_kwargs = {**t.make_kwargs, **checked_env_kwargs(card, env_kwargs or {}, t.make_kwargs)}
     run = new_run_dir(Path(out), card.id, task)
     spec = TrainSpec(
         card_path=card.path, task=task, fitness=t.fitness, success=t.success, source=program.source, steps=steps,
         algo=algo or card.training.algo, seed=seed, hyperparams=hp, max_episode_steps=max_episode_steps,
-        eval_episodes=eval_episodes, device=device, make_kwargs=make_kwargs, policy=policy, shaping=shaping,
+        eval_episodes=eval_episodes, device=device, make_kwargs=make_kwargs, policy=policy, tensorboard=tensorboard, shaping=shaping,
     )
     record_run(run, "eval", {"reward": str(reward) if "\n" not in str(reward) else "<source>", "env": card.id, "task": task, "spec": {**spec.__dict__, "source": None}})
     write_text(run / "candidate" / "reward.py", program.source)
@@ -324,6 +344,7 @@ def run_config(task: str, env: str, **options: Any) -> RunConfig:
         algorithm(algo)
     validate_hyperparams(algo or card.training.algo, options.get("hyperparams") or {})
     validate_policy(options.get("policy", ""))
+    require_tensorboard(bool(options.get("tensorboard")))
     options["env_kwargs"] = checked_env_kwargs(card, options.get("env_kwargs") or {}, card.task(preset).make_kwargs if preset else {})
     try:
         return RunConfig(task=task, env=card.id, cards=cards, **options)

@@ -40,6 +40,9 @@ PolicyOpt = typer.Option("", "--policy", help="SB3 policy: MlpPolicy, CnnPolicy 
 EnvKwargOpt = typer.Option(
     [], "--env-kwarg", help="Env constructor argument key=value over the preset's (repeatable), e.g. obs_mode=pixels on Crafter-v1."
 )
+TensorboardOpt = typer.Option(
+    False, "--tensorboard", help="SB3 TensorBoard logs per candidate in <candidate>/tensorboard (pip install 'autoreward[tb]')."
+)
 RequireConfinementOpt = typer.Option(
     False, "--require-confinement", envvar="AUTOREWARD_REQUIRE_CONFINEMENT",
     help="Refuse to run generated code without every OS-level confinement (Landlock, network namespace).",
@@ -175,6 +178,7 @@ def eval_cmd(
     out: Path = typer.Option(Path("runs"), "--out", help="Folder for the run directory."),
     cards: Optional[Path] = CardsOpt,
     require_confinement: bool = RequireConfinementOpt,
+    tensorboard: bool = TensorboardOpt,
 ) -> None:
     """Check, then train a policy with a given reward and report task fitness."""
     _require_confinement(require_confinement)
@@ -185,7 +189,7 @@ def eval_cmd(
             reward, env, task, steps=steps, algo=algo, seed=seed, hyperparams=_parse_sets(sets), max_episode_steps=max_episode_steps,
             eval_episodes=eval_episodes, device=device, skip_check=skip_check, policy=policy, shaping=shaping,
             env_kwargs=_parse_sets(env_kwargs, "--env-kwarg", "obs_mode=pixels"), out=out, cards=_cards(cards),
-            on_verdict=progress.on_verdict, on_event=progress.on_event,
+            on_verdict=progress.on_verdict, on_event=progress.on_event, tensorboard=tensorboard,
         )
         if ev.ok:
             progress.finish(steps)
@@ -331,6 +335,8 @@ def run(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of run options (keys as in `autoreward.synthesize`); flags override it."),
     library: Optional[Path] = typer.Option(None, "--library", help="Reward library folder (default: AUTOREWARD_LIBRARY, else the user data dir)."),
     no_library: bool = typer.Option(False, "--no-library", help="Neither show library examples to the designer nor add this run's best."),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html (plots, code, videos) at the end."),
+    tensorboard: bool = TensorboardOpt,
 ) -> None:
     """Design, check, train and refine reward programs for TASK on ENV."""
     _require_confinement(require_confinement)
@@ -356,6 +362,7 @@ def run(
         "out": (out, typed("out")), "cards": ([cards] if cards else [], typed("cards")), "workers": (workers, typed("workers")), "halving": (halving, typed("halving")),
         "shaping": (shaping, typed("shaping")),
         "library": (not no_library, typed("no_library")), "library_dir": (str(library) if library else None, typed("library")),
+        "report": (not no_report, typed("no_report")), "tensorboard": (tensorboard, typed("tensorboard")),
     }
     from_file = api.read_run_options(config) if config else {}
     options = {**{k: v for k, (v, t) in flags.items() if not t}, **from_file, **{k: v for k, (v, t) in flags.items() if t}}
@@ -569,6 +576,20 @@ def export(
 
     path = api.export(run_dir, output, cand)
     console.print(f"written: {path}  (import {path.stem}; env = {path.stem}.make_env())")
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory under runs/."),
+    no_videos: bool = typer.Option(False, "--no-videos", help="Skip the policy videos (each is a sandboxed replay)."),
+    video_seconds: float = typer.Option(20.0, "--video-seconds", help="Longest video, in seconds of the episode."),
+) -> None:
+    """Write report.html into RUN_DIR: fitness, learning curves, components, hacking flags, each
+    candidate's code, verdict and analysis, feedback, and videos of the policies."""
+    from autoreward import api
+
+    path = api.report(run_dir, videos=not no_videos, video_seconds=video_seconds, log=lambda s: console.print(s, markup=False, highlight=False))
+    console.print(f"written: {path}  (open file://{path.resolve()})", markup=False, highlight=False)
 
 
 # ---------------------------------------------------------------------------------------------

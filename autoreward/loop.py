@@ -39,6 +39,7 @@ from autoreward.library import Exclude, Library
 from autoreward.library import from_run_best as library_entry_of_run
 from autoreward.program import RewardProgram
 from autoreward.prompts_io import render
+from autoreward.report.live import RunView
 from autoreward.rundir import Candidate, Run, read_json, write_json, write_text
 from autoreward.train.run import TrainSpec
 
@@ -84,6 +85,8 @@ class RunConfig(BaseModel):
     )
     halving_rungs: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0], description="Rung budgets as fractions of --steps, ascending, ending at 1.0.")
     halving_keep: float = Field(0.5, gt=0.0, lt=1.0, description="Fraction of the ranked candidates that continues to the next rung.")
+    report: bool = Field(True, description="Write report.html (plots, code, videos) into the run directory at the end.")
+    tensorboard: bool = Field(False, description="SB3 TensorBoard logs per candidate, in <candidate>/tensorboard (needs autoreward[tb]).")
     library: bool = Field(True, description="Use the reward library: its most relevant verified rewards go into the designer's first prompt, and this run's best is added to it at the end (--no-library: neither).")
     library_dir: str | None = Field(None, description="Library folder; default AUTOREWARD_LIBRARY, else the user data dir.")
     library_k: int = Field(2, ge=0, description="How many library entries the designer's first prompt shows.")
@@ -117,6 +120,7 @@ class Loop:
         self.dir = Path(run_dir)
         self.cfg = config
         self.console = console or Console()
+        self.view = RunView(self.console)  # every progress line goes through it (a live table in a terminal)
         self.hook = hook
         self.confirm_fitness = confirm_fitness
         self.card: EnvCard = load_card(config.env, [Path(c) for c in config.cards])
@@ -132,6 +136,7 @@ class Loop:
         self.example = render("potential_example.j2") if config.shaping == "potential" else self.card.reward_example or self._default_example()
         self.run_dir = Run(self.dir, "run", config.model_dump())
         self._t0 = time.monotonic()
+        self.view.usage(self.state["tokens"], self.state["cost"])
 
     def _default_example(self) -> str:
         env = self.card.make_env(**self.make_kwargs)
@@ -169,6 +174,7 @@ class Loop:
         call of a run goes through here: designer, reviewer, analyzer, fitness proposer."""
         outs = self.client.complete(*args, **kw)
         self._count(outs)
+        self.view.usage(self.state["tokens"], self.state["cost"])
         return outs
 
     # ----- fitness --------------------------------------------------------------------------
@@ -309,7 +315,7 @@ class Loop:
             card_path=self.card.path, task=c.preset or "custom", fitness=c.fitness or "", success=float(c.success or 0.0),
             source=(cand / "reward.py").read_text(), shaping=c.shaping, steps=c.steps, algo=c.algo or self.card.training.algo, seed=c.seed,
             hyperparams=c.hyperparams, max_episode_steps=c.max_episode_steps, eval_episodes=c.eval_episodes,
-            make_kwargs=self.make_kwargs, policy=c.policy, device=c.device,
+            make_kwargs=self.make_kwargs, policy=c.policy, device=c.device, tensorboard=c.tensorboard,
         )
 
     def train(self, cands: list[Path]) -> None:
@@ -319,26 +325,30 @@ class Loop:
         if not cands:
             return
         if c.halving == "on" or (c.halving == "auto" and len(cands) >= 4):
-            with LocalPool(c.workers) as pool:
+            with self.view.watch(LocalPool(c.workers)) as pool:
                 log = successive_halving(cands, self.spec, pool, Schedule(tuple(c.halving_rungs), c.halving_keep), self.console)
             if log:
                 write_json(cands[0].parent / "halving.json", log)
+            for cand in cands:
+                m = read_json(cand / "metrics.json") if (cand / "metrics.json").exists() else {}
+                cut = m.get("halving", {}).get("cut", "")
+                detail = cut or (f"fitness {m['fitness']:.3g}" if m.get("ok") else f"training failed: {m.get('error', '')}")
+                self.view.candidate(cand.name, "cut" if cut else "done" if m.get("ok") else "failed", detail, m.get("fitness"))
             return
         todo = [cand for cand in cands if not (cand / "metrics.json").exists()]
         if not todo:
             return
-        with LocalPool(self.cfg.workers) as pool:
+        with self.view.watch(LocalPool(self.cfg.workers)) as pool:
             futures = {pool.submit(self.spec(cand), cand): cand for cand in todo}
-            self.console.print(f"  training {len(todo)} candidate(s) for {self.cfg.steps} steps, {min(pool.workers, len(todo))} at a time")
-            with self.console.status("training..."):
-                for done in as_completed(futures):
-                    done.result()
-                    cand = futures[done]
-                    m = read_json(cand / "metrics.json")
-                    if m.get("ok"):
-                        self.console.print(f"  {cand.name}: fitness {m['untrained']['fitness_mean']:.3g} -> {m['fitness']:.3g}")
-                    else:
-                        self.console.print(f"  {cand.name}: [red]training failed[/]: {escape(textwrap.shorten(m.get('error', ''), 400, placeholder=' …'))}")
+            self.view.line(f"  training {len(todo)} candidate(s) for {self.cfg.steps} steps, {min(pool.workers, len(todo))} at a time")
+            for done in as_completed(futures):
+                done.result()
+                cand = futures[done]
+                m = read_json(cand / "metrics.json")
+                if m.get("ok"):
+                    self.view.candidate(cand.name, "done", f"fitness {m['untrained']['fitness_mean']:.3g} -> {m['fitness']:.3g}", m["fitness"])
+                else:
+                    self.view.candidate(cand.name, "failed", f"training failed: {textwrap.shorten(m.get('error', ''), 400, placeholder=' …')}")
 
     def behavioural_dedupe(self, it: Path, cands: list[Path]) -> list[Path]:
         """Drop candidates whose rewards on the recorded transitions are an affine or rank copy
@@ -351,7 +361,7 @@ class Loop:
             dup = None if mine is None or (cand / "metrics.json").exists() else behavioural_duplicate(mine, known)
             if dup is not None:
                 write_json(cand / "duplicate.json", {"duplicate": True, "of": dup.of, "how": dup.how, "score": dup.score})
-                self.console.print(f"  {cand.name}: {escape(dup.message())}, not trained")
+                self.view.candidate(cand.name, "duplicate", f"{dup.message()}, not trained")
                 continue
             keep.append(cand)
             if mine is not None:
@@ -402,6 +412,7 @@ class Loop:
             drafts = [Draft.from_dict(d) for d in read_json(designs_path)]
         else:
             parent = self.parent_info(self.state["parent"]) if self.state.get("parent") else None
+            self.view.iteration(i, c.iterations, c.samples)
             self.console.print(f"[bold]iteration {i}[/]: asking {self.client_name()} for {c.samples} reward programs...")
             t0 = time.monotonic()
             drafts = designer.sample(c.samples, seed=seed, parent=parent, feedback=self.state.get("feedback", ""), failures=self.failures())
@@ -413,22 +424,22 @@ class Loop:
         accepted: list[tuple[Path, RewardProgram]] = []
         for d in drafts:
             cand = it / f"cand{d.index}"
+            self.view.candidate(cand.name, "checking")
             status = self.vet(designer, d, cand, seed=seed + 10 * (d.index + 1))
             self._record_design(designs_path, d.index, status)
             self.save_state()
             n = status["repairs"]
             if status["accepted"]:
                 no_verdict = "; the reviewer gave no verdict, so the automatic checks decided" if status.get("review") == "no verdict" else ""
-                self.console.print(f"  cand{d.index}: [green]accepted[/] after {n} repair(s){no_verdict}")
+                self.view.candidate(cand.name, "accepted", f"after {n} repair(s){no_verdict}")
                 accepted.append((cand, RewardProgram((cand / "reward.py").read_text())))
             else:
-                reason = textwrap.shorten(status.get("error", ""), 400, placeholder=" …")
-                self.console.print(f"  cand{d.index}: [red]rejected[/] after {n} repair(s): {escape(reason)}")
+                self.view.candidate(cand.name, "rejected", f"after {n} repair(s): {status.get('error', '')}")
         earlier = [RewardProgram(x.source) for x in self.run_dir.candidates() if x.trained and not x.dir.is_relative_to(it)]
         kept, dropped = dedup([p for _, p in accepted], earlier)
         for j in dropped:
             write_json(accepted[j][0] / "duplicate.json", {"duplicate": True, "how": "same program"})
-            self.console.print(f"  {accepted[j][0].name}: same program as one already trained or sampled, not trained")
+            self.view.candidate(accepted[j][0].name, "duplicate", "same program as one already trained or sampled, not trained")
         to_train = self.behavioural_dedupe(it, [cand for j, (cand, _) in enumerate(accepted) if j not in dropped])
         self.train(to_train)
         self.save_state()
@@ -456,8 +467,20 @@ class Loop:
         return self.cfg.model or "the default model"
 
     def run(self) -> dict[str, Any]:
-        """Run or resume until iterations, the success threshold or a budget ends it."""
+        """Run or resume until iterations, the success threshold or a budget ends it; then
+        write the report (unless ``report`` is off)."""
         self.ensure_fitness()
+        with self.view:
+            self._iterate()
+        self.add_to_library()
+        out = self.result()
+        if self.cfg.report:
+            from autoreward.report import write_report
+
+            self.console.print(f"report: {write_report(self.dir, log=lambda s: self.console.print('  ' + s))}")
+        return out
+
+    def _iterate(self) -> None:
         while self.state["iteration"] < self.cfg.iterations and not self.state.get("stopped"):
             i = self.state["iteration"]
             self.run_iteration(i)
@@ -471,9 +494,8 @@ class Loop:
                 self.state["stopped"] = self.over_budget()
             self.save_state()
             if self.hook and not self.state.get("stopped") and self.state["iteration"] < self.cfg.iterations:
-                self.apply(self.hook(self, i))
-        self.add_to_library()
-        return self.result()
+                with self.view.paused():
+                    self.apply(self.hook(self, i))
 
     # ----- the reward library ------------------------------------------------------------------
 
@@ -534,6 +556,8 @@ class Loop:
     def apply(self, action: dict[str, Any]) -> None:
         """Human steering between iterations: feedback, an edit, a preferred parent, stop."""
         kind = action.get("action", "continue")
+        if kind != "continue":  # the report's "human feedback" section reads this log
+            self.state.setdefault("steering", []).append({"iteration": self.state["iteration"], **action})
         if kind == "stop":
             self.state["stopped"] = "stopped by the user"
         elif kind == "feedback":

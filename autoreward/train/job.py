@@ -107,12 +107,13 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
 
     # 4. the model (or the earlier rung's, with its replay buffer for off-policy algorithms)
     cls = algorithm(algo).load()
+    tb = {"tensorboard_log": str(out_dir / "tensorboard")} if p.get("tensorboard") else {}  # inside the job dir: Landlock lets it write there
     if cont:
-        model = cls.load(cont / "policy.zip", env=venv, device=p.get("device", "auto"))
+        model = cls.load(cont / "policy.zip", env=venv, device=p.get("device", "auto"), **tb)
         if (cont / REPLAY_FILE).exists():
             model.load_replay_buffer(cont / REPLAY_FILE)
     else:
-        model = cls(policy, venv, seed=seed, device=p.get("device", "auto"), verbose=0, **hp)
+        model = cls(policy, venv, seed=seed, device=p.get("device", "auto"), verbose=0, **tb, **hp)
     metrics.update(
         device=str(model.device), policy=policy, policy_class=type(model.policy).__name__, make_kwargs=make_kwargs,
         hyperparams={k: (str(v) if k == "policy_kwargs" else v) for k, v in hp.items()},

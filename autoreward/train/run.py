@@ -45,6 +45,7 @@ class TrainSpec:
     #: successive halving: continue the policy saved in this folder (an earlier rung) up to ``steps``
     continue_dir: str = ""
     save_replay_buffer: bool = False  # off-policy algorithms keep their buffer across rungs
+    tensorboard: bool = False  # SB3's TensorBoard log in <out_dir>/tensorboard (needs the tensorboard package)
     #: "reward": ``source`` defines compute_reward; "potential": it defines compute_potential(state)
     #: and training uses the task's own signal + gamma * phi(s') - phi(s) (``wrappers.Shaping``)
     shaping: str = "reward"
