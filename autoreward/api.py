@@ -209,7 +209,7 @@ def evaluate(
     device: str = "auto", skip_check: bool = False, policy: str = "", env_kwargs: dict[str, Any] | None = None,
     out: Path | str = "runs", cards: list[Path] | None = None, tensorboard: bool = False,
     on_verdict: Callable[[RunVerdict], None] | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
-    shaping: str = "reward",
+    shaping: str = "reward", n_envs: int = 0, trainer: str = "sb3",
 ) -> Evaluation:
     """Check, then train a policy with one reward and measure task fitness (``eval``).
 
@@ -223,7 +223,7 @@ def evaluate(
     card = load_card(env, cards)
     t = card.task(task)
     hp = dict(hyperparams or {})
-    validate_hyperparams(algo or card.training.algo, hp)
+    validate_hyperparams(algo or card.training.algo, hp, trainer)
     validate_policy(policy)
     require_tensorboard(tensorboard)
     make_kwargs = {**t.make_kwargs, **checked_env_kwargs(card, env_kwargs or {}, t.make_kwargs)}
@@ -235,6 +235,7 @@ def evaluate(
     )
     record_run(run, "eval", {"reward": str(reward) if "\n" not in str(reward) else "<source>", "env": card.id, "task": task, "spec": {**spec.__dict__, "source": None}})
     write_text(run / "candidate" / "reward.py", program.source)
+        n_envs=n_envs, trainer=trainer,
     verdict = _check_in(run, program, card, task, make_kwargs, shaping)
     if on_verdict:
         on_verdict(verdict)
@@ -342,7 +343,7 @@ def run_config(task: str, env: str, **options: Any) -> RunConfig:
         raise ConfigError("--fitness and --success go together")
     if algo:
         algorithm(algo)
-    validate_hyperparams(algo or card.training.algo, options.get("hyperparams") or {})
+    validate_hyperparams(algo or card.training.algo, options.get("hyperparams") or {}, options.get("trainer") or "sb3")
     validate_policy(options.get("policy", ""))
     require_tensorboard(bool(options.get("tensorboard")))
     options["env_kwargs"] = checked_env_kwargs(card, options.get("env_kwargs") or {}, card.task(preset).make_kwargs if preset else {})

@@ -37,6 +37,8 @@ ShapingOpt = typer.Option(
     "reward + gamma * phi(s') - phi(s), which cannot change the optimal policy.",
 )
 PolicyOpt = typer.Option("", "--policy", help="SB3 policy: MlpPolicy, CnnPolicy or MultiInputPolicy (default: the card's).")
+NEnvsOpt = typer.Option(0, "--n-envs", min=0, help="Envs each candidate trains on at once (0: the card's; subprocesses where the card says so).")
+TrainerOpt = typer.Option("sb3", "--trainer", help="sb3 (PyTorch) or sbx (JAX, pip install 'autoreward[sbx]'; faster SAC on a CPU).")
 EnvKwargOpt = typer.Option(
     [], "--env-kwarg", help="Env constructor argument key=value over the preset's (repeatable), e.g. obs_mode=pixels on Crafter-v1."
 )
@@ -179,6 +181,8 @@ def eval_cmd(
     cards: Optional[Path] = CardsOpt,
     require_confinement: bool = RequireConfinementOpt,
     tensorboard: bool = TensorboardOpt,
+    n_envs: int = NEnvsOpt,
+    trainer: str = TrainerOpt,
 ) -> None:
     """Check, then train a policy with a given reward and report task fitness."""
     _require_confinement(require_confinement)
@@ -189,7 +193,7 @@ def eval_cmd(
             reward, env, task, steps=steps, algo=algo, seed=seed, hyperparams=_parse_sets(sets), max_episode_steps=max_episode_steps,
             eval_episodes=eval_episodes, device=device, skip_check=skip_check, policy=policy, shaping=shaping,
             env_kwargs=_parse_sets(env_kwargs, "--env-kwarg", "obs_mode=pixels"), out=out, cards=_cards(cards),
-            on_verdict=progress.on_verdict, on_event=progress.on_event, tensorboard=tensorboard,
+            on_verdict=progress.on_verdict, on_event=progress.on_event, tensorboard=tensorboard, n_envs=n_envs, trainer=trainer,
         )
         if ev.ok:
             progress.finish(steps)
@@ -326,6 +330,10 @@ def run(
     workers: int = typer.Option(0, "--workers", min=0, help="Candidates trained at once (0: one per core)."),
     halving: str = typer.Option("auto", "--halving", help="Successive halving: auto (on with >= 4 candidates), on or off."),
     shaping: str = ShapingOpt,
+    executor: str = typer.Option("local", "--executor", help="Where candidates train: local (--workers at a time) or ray (pip install 'autoreward[ray]')."),
+    n_envs: int = NEnvsOpt,
+    trainer: str = TrainerOpt,
+    ray_address: str = typer.Option("", "--ray-address", help="With --executor ray: the cluster (host:6379 or auto); default a new local Ray instance."),
     policy: str = PolicyOpt,
     env_kwargs: list[str] = EnvKwargOpt,
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -361,6 +369,8 @@ def run(
         "env_kwargs": (_parse_sets(env_kwargs, "--env-kwarg", "obs_mode=pixels"), typed("env_kwargs")), "device": (device, typed("device")),
         "out": (out, typed("out")), "cards": ([cards] if cards else [], typed("cards")), "workers": (workers, typed("workers")), "halving": (halving, typed("halving")),
         "shaping": (shaping, typed("shaping")),
+        "executor": (executor, typed("executor")), "ray_address": (ray_address, typed("ray_address")),
+        "n_envs": (n_envs, typed("n_envs")), "trainer": (trainer, typed("trainer")),
         "library": (not no_library, typed("no_library")), "library_dir": (str(library) if library else None, typed("library")),
         "report": (not no_report, typed("no_report")), "tensorboard": (tensorboard, typed("tensorboard")),
     }

@@ -24,7 +24,7 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.markup import escape
 
-from autoreward.executors import LocalPool
+from autoreward.executors import Executor
 from autoreward.rundir import read_json, write_json
 from autoreward.train.run import TrainSpec
 
@@ -65,7 +65,7 @@ def _finalize(cand: Path, rung: int, steps: int, schedule: Schedule, cut: str) -
 
 
 def successive_halving(
-    cands: list[Path], make_spec: Callable[[Path], TrainSpec], pool: LocalPool, schedule: Schedule, console: Console
+    cands: list[Path], make_spec: Callable[[Path], TrainSpec], pool: Executor, schedule: Schedule, console: Console
 ) -> list[dict[str, Any]]:
     """Train ``cands`` by successive halving; returns one record per rung (also for the log)."""
     alive = [c for c in cands if not _finished_without_halving(c)]

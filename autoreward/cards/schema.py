@@ -80,6 +80,9 @@ class TrainingSpec(BaseModel):
     algo: str = "ppo"
     max_episode_steps: int | None = None
     n_envs: int = 1
+    vec_env: Literal["dummy", "subproc"] = Field(
+        "dummy", description="How n_envs > 1 envs step: dummy (in the training process) or subproc (a process each); measured per env."
+    )
     normalize_obs: bool = True
     policy: str = "MlpPolicy"
     hyperparams: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -33,7 +33,15 @@ def _state_class(env_id: str, names: tuple[str, ...]) -> type:
     # in it cost more than the reward itself.
     cls.__copy__ = lambda self: self
     cls.__deepcopy__ = lambda self, memo: self
+    # a subprocess VecEnv pickles the views in info: rebuilt by name, arrays frozen again
+    cls.__reduce__ = lambda self: (_rebuild, (env_id, names, tuple(self)))
     return cls
+
+
+def _rebuild(env_id: str, names: tuple[str, ...], values: tuple[Any, ...]) -> Any:
+    """A state view unpickled in another process (``SubprocVecEnv``): still read-only."""
+    frozen = [np.frombuffer(v.tobytes(), dtype=v.dtype).reshape(v.shape) if isinstance(v, np.ndarray) else v for v in values]
+    return _state_class(env_id, names)(*frozen)
 
 
 def _converter(spec: FieldSpec) -> Callable[[Any], Any]:

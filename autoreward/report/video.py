@@ -78,7 +78,9 @@ def render_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(1)
     card = load_card_file(Path(p["card_path"]))
     policy_dir, out_dir = Path(p["policy_dir"]), Path(p["out_dir"])
-    model = algorithm(p["algo"]).load().load(policy_dir / "policy.zip", device="cpu")
+    metrics = policy_dir / "metrics.json"  # a policy trained by SBX (--trainer sbx) loads with SBX
+    trainer = read_json(metrics).get("trainer", "sb3") if metrics.exists() else "sb3"
+    model = algorithm(p["algo"]).load(trainer).load(policy_dir / "policy.zip", device="cpu")
     norm = None
     if card.training.normalize_obs and (policy_dir / "vecnormalize.pkl").exists():
         with open(policy_dir / "vecnormalize.pkl", "rb") as f:

@@ -11,6 +11,7 @@ traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -31,9 +32,12 @@ REPLAY_FILE = "replay_buffer.pkl"
 @job("train")
 def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     """Train inside the sandboxed worker. Returns the metrics dict (also written to disk)."""
+    trainer = p.get("trainer") or "sb3"
+    if trainer == "sbx" and int(p.get("threads", 1)) <= 1:  # JAX, like torch, on one thread per job
+        os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
     import torch
     from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
     from autoreward.train.callbacks import ComponentStatsCallback, FitnessEvalCallback, ProgressCallback
     from autoreward.train.wrappers import EpisodeFitnessWrapper, PotentialShapingVecWrapper, RewardProgramVecWrapper, Shaping, StateWrapper
@@ -45,6 +49,8 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     algo = p.get("algo") or card.training.algo
     steps, seed = int(p["steps"]), int(p.get("seed", 0))
     n_envs = int(p.get("n_envs") or card.training.n_envs)
+    # the card says which is faster for its env (benchmarks/search-*); one env never needs a subprocess
+    vec_env = (p.get("vec_env") or card.training.vec_env) if n_envs > 1 else "dummy"
     max_steps = p.get("max_episode_steps") or card.training.max_episode_steps
     fitness, success = fitness_function(p["fitness"], card.measure_exprs, card.field_names), float(p["success"])
     make_kwargs = dict(p.get("make_kwargs") or {})
@@ -55,6 +61,7 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     done_before = int(prev.get("steps", 0))
     metrics: dict[str, Any] = {
         "ok": False, "env": card.id, "task": p["task"], "algo": algo, "steps": steps, "seed": seed, "n_envs": n_envs,
+        "vec_env": vec_env, "trainer": trainer,
         "reward": "program" if p.get("source") else "env", "shaping": p.get("shaping") or "reward",
     }
 
@@ -93,12 +100,12 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
 
         return _init
 
-    venv: Any = DummyVecEnv([make(i) for i in range(n_envs)])
+    venv: Any = (SubprocVecEnv if vec_env == "subproc" else DummyVecEnv)([make(i) for i in range(n_envs)])
     if reward is not None:
         venv = RewardProgramVecWrapper(venv, reward)
     elif shaping is not None:
         venv = PotentialShapingVecWrapper(venv, shaping)
-    hp = hyperparams_for(card.training.hyperparams, algo, p.get("hyperparams") or {})
+    hp = hyperparams_for(card.training.hyperparams, algo, p.get("hyperparams") or {}, trainer)
     if cont:
         venv = VecNormalize.load(str(cont / "vecnormalize.pkl"), venv)
     else:
@@ -106,7 +113,7 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     venv.seed(seed)
 
     # 4. the model (or the earlier rung's, with its replay buffer for off-policy algorithms)
-    cls = algorithm(algo).load()
+    cls = algorithm(algo).load(trainer)
     tb = {"tensorboard_log": str(out_dir / "tensorboard")} if p.get("tensorboard") else {}  # inside the job dir: Landlock lets it write there
     if cont:
         model = cls.load(cont / "policy.zip", env=venv, device=p.get("device", "auto"), **tb)

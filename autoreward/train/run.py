@@ -31,6 +31,8 @@ class TrainSpec:
     seed: int = 0
     hyperparams: dict[str, Any] = field(default_factory=dict)  # overrides of the card's values
     n_envs: int = 0  # 0 = the card's default
+    vec_env: str = ""  # "dummy" (one process) or "subproc" (one process per env); "" = the card's
+    trainer: str = "sb3"  # "sb3" or "sbx" (SB3's JAX port; train/algos.TRAINERS)
     eval_every: int = 0  # 0 = steps // 5
     eval_episodes: int = 5
     max_episode_steps: int | None = None
