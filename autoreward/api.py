@@ -13,6 +13,9 @@ script gets exactly what the command line does. Bad input raises an
 from __future__ import annotations
 
 import difflib
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +26,7 @@ from rich.console import Console
 
 from autoreward.cards import EnvCard, load_card
 from autoreward.critic import Verdict, check_program, record_rollouts
-from autoreward.errors import ConfigError, RunDirError
+from autoreward.errors import ConfigError, Interrupted, LLMUnreachableError, RunDirError
 from autoreward.export import export_candidate
 from autoreward.loop import Hook, Loop, RunConfig
 from autoreward.program import RewardProgram
@@ -232,10 +235,10 @@ def evaluate(
         card_path=card.path, task=task, fitness=t.fitness, success=t.success, source=program.source, steps=steps,
         algo=algo or card.training.algo, seed=seed, hyperparams=hp, max_episode_steps=max_episode_steps,
         eval_episodes=eval_episodes, device=device, make_kwargs=make_kwargs, policy=policy, tensorboard=tensorboard, shaping=shaping,
+        n_envs=n_envs, trainer=trainer,
     )
     record_run(run, "eval", {"reward": str(reward) if "\n" not in str(reward) else "<source>", "env": card.id, "task": task, "spec": {**spec.__dict__, "source": None}})
     write_text(run / "candidate" / "reward.py", program.source)
-        n_envs=n_envs, trainer=trainer,
     verdict = _check_in(run, program, card, task, make_kwargs, shaping)
     if on_verdict:
         on_verdict(verdict)
@@ -374,14 +377,37 @@ def synthesize(
     console = console or Console()
     console.print(f"run directory: {run_dir}")
     steering = {"confirm_fitness": confirm_fitness} if confirm_fitness else {}
-    return Result.of(run_dir, Loop(run_dir, cfg, console, hook=hook, **steering).run())
+    with _guarded(run_dir, fresh=True):
+        summary = Loop(run_dir, cfg, console, hook=hook, **steering).run()
+    return Result.of(run_dir, summary)
+
+
+@contextmanager
+def _guarded(run_dir: Path, fresh: bool = False) -> Iterator[None]:
+    """One line for the ways a loop stops early without a mistake of the user's. Ctrl-C: what is
+    saved and how to continue (the CLI exits 130). An LLM server that cannot be reached: a run
+    made by this call that never got an answer holds nothing worth keeping and is removed;
+    otherwise the line says how to continue once the server answers."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: finished steps are saved in {run_dir}", f"continue with `autoreward resume {run_dir}`") from None
+    except LLMUnreachableError as exc:
+        from autoreward.llm.client import read_exchanges
+
+        if fresh and not any(r.get("responses") for r in read_exchanges(run_dir)):
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise LLMUnreachableError(exc.message, f"{exc.hint}; no run directory was kept") from None
+        raise LLMUnreachableError(exc.message, f"{exc.hint}; finished steps are saved: `autoreward resume {run_dir}` once it answers") from None
 
 
 def resume(run_dir: Path | str, *, console: Console | None = None, hook: Hook | None = None) -> Result:
     """Continue a run killed at any point, without re-asking the LLM or retraining."""
     run = load_run(run_dir)
     run.require_loop("resume")
-    return Result.of(run.path, Loop(run.path, saved_config(run), console, hook=hook).run())
+    with _guarded(run.path):
+        summary = Loop(run.path, saved_config(run), console, hook=hook).run()
+    return Result.of(run.path, summary)
 
 
 def refine(
@@ -402,4 +428,6 @@ def refine(
         loop.apply({"action": "feedback", "text": feedback})
     if source:
         loop.apply({"action": "edit", "source": source})
-    return Result.of(run.path, loop.run())
+    with _guarded(run.path):
+        summary = loop.run()
+    return Result.of(run.path, summary)

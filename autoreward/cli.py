@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from autoreward.errors import AutorewardError, ConfigError, ExitCode
+from autoreward.errors import AutorewardError, ConfigError, ExitCode, Interrupted
 
 app = typer.Typer(
     add_completion=False,
@@ -325,15 +325,16 @@ def run(
     max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Stop after this many LLM tokens."),
     max_cost: Optional[float] = typer.Option(None, "--max-cost", help="Stop after this many dollars of LLM cost."),
     max_wall: Optional[float] = typer.Option(None, "--max-wall", help="Stop after this many seconds."),
+    max_env_steps: Optional[int] = typer.Option(None, "--max-env-steps", min=1, help="Stop before training more than this many env steps in all."),
     interactive: bool = typer.Option(False, "--interactive", help="Pause after each iteration for feedback."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Accept a proposed fitness without asking (free-form tasks in a terminal)."),
     workers: int = typer.Option(0, "--workers", min=0, help="Candidates trained at once (0: one per core)."),
     halving: str = typer.Option("auto", "--halving", help="Successive halving: auto (on with >= 4 candidates), on or off."),
-    shaping: str = ShapingOpt,
     executor: str = typer.Option("local", "--executor", help="Where candidates train: local (--workers at a time) or ray (pip install 'autoreward[ray]')."),
     n_envs: int = NEnvsOpt,
     trainer: str = TrainerOpt,
     ray_address: str = typer.Option("", "--ray-address", help="With --executor ray: the cluster (host:6379 or auto); default a new local Ray instance."),
+    shaping: str = ShapingOpt,
     policy: str = PolicyOpt,
     env_kwargs: list[str] = EnvKwargOpt,
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -365,12 +366,12 @@ def run(
         "max_episode_steps": (max_episode_steps, typed("max_episode_steps")), "eval_episodes": (eval_episodes, typed("eval_episodes")),
         "review": ("off" if no_review else review, typed("review", "no_review")), "fitness": (fitness, typed("fitness")),
         "success": (success, typed("success")), "max_tokens": (max_tokens, typed("max_tokens")), "max_cost": (max_cost, typed("max_cost")),
-        "max_wall_s": (max_wall, typed("max_wall")), "interactive": (interactive, typed("interactive")), "policy": (policy, typed("policy")),
+        "max_wall_s": (max_wall, typed("max_wall")), "max_env_steps": (max_env_steps, typed("max_env_steps")), "interactive": (interactive, typed("interactive")), "policy": (policy, typed("policy")),
         "env_kwargs": (_parse_sets(env_kwargs, "--env-kwarg", "obs_mode=pixels"), typed("env_kwargs")), "device": (device, typed("device")),
         "out": (out, typed("out")), "cards": ([cards] if cards else [], typed("cards")), "workers": (workers, typed("workers")), "halving": (halving, typed("halving")),
-        "shaping": (shaping, typed("shaping")),
         "executor": (executor, typed("executor")), "ray_address": (ray_address, typed("ray_address")),
         "n_envs": (n_envs, typed("n_envs")), "trainer": (trainer, typed("trainer")),
+        "shaping": (shaping, typed("shaping")),
         "library": (not no_library, typed("no_library")), "library_dir": (str(library) if library else None, typed("library")),
         "report": (not no_report, typed("no_report")), "tensorboard": (tensorboard, typed("tensorboard")),
     }
@@ -669,7 +670,8 @@ def main() -> None:
     try:
         app()
     except AutorewardError as exc:
-        err.print(f"error: {exc.one_line()}", highlight=False, markup=False, soft_wrap=True)
+        prefix = "" if isinstance(exc, Interrupted) else "error: "  # an interrupt is the user's choice, not an error
+        err.print(f"{prefix}{exc.one_line()}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted; finished steps are saved in the run directory")

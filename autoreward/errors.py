@@ -76,3 +76,16 @@ class LLMUnreachableError(LLMError):
 
 class ConfigError(AutorewardError):
     """A command-line or configuration value is invalid."""
+
+
+class Interrupted(AutorewardError):
+    """Ctrl-C (or SIGTERM) stopped a command: the one line says what is saved and how to go on."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class DiskFullError(RunDirError):
+    """A file of the run could not be written (no space, quota, file-size limit): nothing
+    already written is lost, since every write is atomic."""
+
+    exit_code = ExitCode.FAILED

@@ -72,6 +72,7 @@ class RunConfig(BaseModel):
     max_tokens: int | None = None
     max_cost: float | None = None
     max_wall_s: float | None = None
+    max_env_steps: int | None = Field(None, ge=1, description="Stop before training more than this many environment steps in all (summed over candidates).")
     fitness: str | None = None
     success: float | None = None
     fitness_doc: str = ""
@@ -79,14 +80,14 @@ class RunConfig(BaseModel):
     policy: str = Field("", description="SB3 policy class; empty = the card's.")
     env_kwargs: dict[str, Any] = Field(default_factory=dict, description="Env constructor arguments over the preset's.")
     device: str = "auto"
-    workers: int = Field(0, description="Candidates trained at once (0: one per core); each is its own sandboxed process.")
     n_envs: int = Field(0, ge=0, description="Envs each candidate trains on at once (0: the card's n_envs; the card's vec_env says dummy or subproc).")
     trainer: Literal["sb3", "sbx"] = Field("sb3", description="sb3 (PyTorch) or sbx (SB3's JAX port: about 2x faster SAC on a CPU; pip install 'autoreward[sbx]').")
-    halving: Literal["auto", "on", "off"] = Field(
+    workers: int = Field(0, description="Candidates trained at once (0: one per core); each is its own sandboxed process.")
     executor: Literal["local", "ray"] = Field("local", description="Where candidates train: local (a pool of --workers) or ray (Ray tasks; pip install 'autoreward[ray]').")
     ray_address: str = Field("", description="Ray cluster to use (e.g. 10.0.0.1:6379 or auto); empty: a new local Ray instance.")
     ray_num_cpus: float = Field(1.0, gt=0.0, description="CPUs Ray reserves for each candidate's training job (its torch threads).")
     ray_num_gpus: float = Field(0.0, ge=0.0, description="GPUs Ray reserves for each candidate's training job (fractions share one).")
+    halving: Literal["auto", "on", "off"] = Field(
         "auto", description="Successive halving over an iteration's candidates: auto = on with >= 4 candidates to train."
     )
     halving_rungs: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0], description="Rung budgets as fractions of --steps, ascending, ending at 1.0.")
@@ -106,6 +107,11 @@ class RunConfig(BaseModel):
         if not v or v[-1] != 1.0 or any(a >= b for a, b in zip([0.0, *v], v)):
             raise ValueError("rungs must be ascending fractions of the budget in (0, 1], ending at 1.0, e.g. [0.25, 0.5, 1.0]")
         return v
+
+
+class BudgetExceeded(Exception):
+    """A budget (--max-tokens, --max-cost, --max-wall, --max-env-steps) is spent: raised at a step
+    boundary, caught by ``Loop.run``, which saves the state and reports the best so far."""
 
 
 Hook = Callable[["Loop", int], dict[str, Any]]
@@ -135,6 +141,11 @@ class Loop:
         self.state: dict[str, Any] = read_json(self.state_path) if self.state_path.exists() else {
             "iteration": 0, "parent": None, "feedback": "", "edits": [], "stopped": "", "tokens": 0, "cost": 0.0, "elapsed_s": 0.0,
         }
+        from autoreward.llm.client import SpendMeter
+
+        self.spend = SpendMeter(self.dir)  # what every process that worked on this run spent
+        self._count()
+        self._steps_left_out = ""
         preset_kwargs = self.card.task(config.preset).make_kwargs if config.preset else {}
         self.make_kwargs = {**preset_kwargs, **config.env_kwargs}
         tag = f"{config.preset}_" if self.make_kwargs else ""
@@ -154,19 +165,38 @@ class Loop:
     # ----- bookkeeping -------------------------------------------------------------------
 
     def save_state(self) -> None:
+        self._count()
         self.state["elapsed_s"] = self.state.get("elapsed_s", 0.0) + (time.monotonic() - self._t0)
         self._t0 = time.monotonic()
         write_json(self.state_path, self.state)
 
-    def _count(self, outs: list[Any]) -> None:
-        for c in outs:
-            if not getattr(c, "cached", False):
-                self.state["tokens"] += int(c.prompt_tokens + c.completion_tokens)
-                self.state["cost"] += float(c.cost)
+    def _count(self, outs: list[Any] | None = None) -> None:
+        """Tokens and cost from the exchange log, not from a counter in memory: the log holds
+        every request of every process that worked on this run (a killed one's included, the
+        analyzer's and the reviewer's too), so budgets hold across kills and resumes."""
+        self.state["tokens"], self.state["cost"] = self.spend.read()
 
-    def over_budget(self) -> str:
+    def env_steps_spent(self) -> int:
+        """Training steps of every candidate trained so far, from their metrics.json."""
+        total = 0
+        for path in self.dir.glob("iter*/cand*/metrics.json"):
+            m = read_json(path)
+            total += int(m.get("steps", 0) if m.get("ok") or "failed_at_step" not in m else m["failed_at_step"])
+        return total
+
+    def check_budget(self, steps: bool = True) -> None:
+        """At a step boundary: stop the run (BudgetExceeded) if a budget is spent. Before an LLM
+        request ``steps=False``: analysing what was trained costs no env steps."""
+        self._count()
+        reason = self.over_budget(steps)
+        if reason:
+            raise BudgetExceeded(reason)
+
+    def over_budget(self, steps: bool = True) -> str:
         c = self.cfg
         elapsed = self.state.get("elapsed_s", 0.0) + (time.monotonic() - self._t0)
+        if steps and c.max_env_steps and (self._steps_left_out or self.env_steps_spent() >= c.max_env_steps):
+            return self._steps_left_out or f"env-step budget of {c.max_env_steps} reached"
         if c.max_tokens and self.state["tokens"] >= c.max_tokens:
             return f"token budget of {c.max_tokens} reached"
         if c.max_cost and self.state["cost"] >= c.max_cost:
@@ -178,6 +208,7 @@ class Loop:
     def complete(self, *args: Any, **kw: Any) -> list[Any]:
         """The LLM client's ``complete``, counting tokens and cost against the budgets. Every LLM
         call of a run goes through here: designer, reviewer, analyzer, fitness proposer."""
+        self.check_budget(steps=False)
         outs = self.client.complete(*args, **kw)
         self._count(outs)
         self.view.usage(self.state["tokens"], self.state["cost"])
@@ -268,6 +299,7 @@ class Loop:
         status_path = cand / "candidate.json"
         if status_path.exists():
             return read_json(status_path)
+        self.check_budget()
         c = self.cfg
         history: list[dict[str, str]] = []
         for attempt in range(c.max_repairs + 1):
@@ -322,7 +354,13 @@ class Loop:
             source=(cand / "reward.py").read_text(), shaping=c.shaping, steps=c.steps, algo=c.algo or self.card.training.algo, seed=c.seed,
             hyperparams=c.hyperparams, max_episode_steps=c.max_episode_steps, eval_episodes=c.eval_episodes,
             make_kwargs=self.make_kwargs, policy=c.policy, device=c.device, tensorboard=c.tensorboard,
+            n_envs=c.n_envs, trainer=c.trainer,
         )
+
+    def executor(self) -> Executor:
+        """Where this run's training jobs go (``--executor``), a context manager."""
+        c = self.cfg
+        return make_executor(c.executor, c.workers, c.ray_address, c.ray_num_cpus, c.ray_num_gpus)
 
     def train(self, cands: list[Path]) -> None:
         """Train the candidates not trained yet, ``workers`` at a time (by successive halving
@@ -330,6 +368,7 @@ class Loop:
         c = self.cfg
         if not cands:
             return
+        cands = self._within_step_budget(cands)
         if c.halving == "on" or (c.halving == "auto" and len(cands) >= 4):
             with self.view.watch(self.executor()) as pool:
                 log = successive_halving(cands, self.spec, pool, Schedule(tuple(c.halving_rungs), c.halving_keep), self.console)
@@ -354,13 +393,25 @@ class Loop:
                 if m.get("ok"):
                     self.view.candidate(cand.name, "done", f"fitness {m['untrained']['fitness_mean']:.3g} -> {m['fitness']:.3g}", m["fitness"])
                 else:
-            n_envs=c.n_envs, trainer=c.trainer,
                     self.view.candidate(cand.name, "failed", f"training failed: {textwrap.shorten(m.get('error', ''), 400, placeholder=' …')}")
 
-    def executor(self) -> Executor:
-        """Where this run's training jobs go (``--executor``), a context manager."""
+    def _within_step_budget(self, cands: list[Path]) -> list[Path]:
+        """The candidates whose full training fits in what is left of ``max_env_steps``; when some
+        do not fit, the run stops after this iteration (none fits: it stops now)."""
         c = self.cfg
-        return make_executor(c.executor, c.workers, c.ray_address, c.ray_num_cpus, c.ray_num_gpus)
+        todo = [x for x in cands if not (x / "metrics.json").exists()]
+        if not c.max_env_steps or not todo:
+            return cands
+        self.check_budget()
+        left = c.max_env_steps - self.env_steps_spent()
+        fit = max(0, left // c.steps)
+        if fit >= len(todo):
+            return cands
+        reason = f"env-step budget of {c.max_env_steps} reached: {left} steps left, {len(todo) - fit} candidate(s) of {c.steps} steps not trained"
+        if fit == 0:
+            raise BudgetExceeded(reason)
+        self._steps_left_out = reason
+        return [x for x in cands if x not in todo[fit:]]
 
     def behavioural_dedupe(self, it: Path, cands: list[Path]) -> list[Path]:
         """Drop candidates whose rewards on the recorded transitions are an affine or rank copy
@@ -423,6 +474,7 @@ class Loop:
         if designs_path.exists():
             drafts = [Draft.from_dict(d) for d in read_json(designs_path)]
         else:
+            self.check_budget()
             parent = self.parent_info(self.state["parent"]) if self.state.get("parent") else None
             self.view.iteration(i, c.iterations, c.samples)
             self.console.print(f"[bold]iteration {i}[/]: asking {self.client_name()} for {c.samples} reward programs...")
@@ -480,10 +532,15 @@ class Loop:
 
     def run(self) -> dict[str, Any]:
         """Run or resume until iterations, the success threshold or a budget ends it; then
-        write the report (unless ``report`` is off)."""
-        self.ensure_fitness()
-        with self.view:
-            self._iterate()
+        write the report (unless ``report`` is off). A spent budget stops it at the next step
+        boundary, with the state saved and the best so far in the result."""
+        try:
+            self.ensure_fitness()
+            with self.view:
+                self._iterate()
+        except BudgetExceeded as stop:
+            self.state["stopped"] = str(stop)
+            self.save_state()
         self.add_to_library()
         out = self.result()
         if self.cfg.report:

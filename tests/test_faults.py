@@ -161,3 +161,130 @@ def test_the_log_has_a_line_per_request_and_read_log_joins_a_call(server: Script
     with open(tmp_path / "llm_exchanges.jsonl", "a") as f:
         f.write('{"prompt_tokens": 5, "compl')  # a line being written: not counted yet
     assert meter.read() == (call["prompt_tokens"] + 3, 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ctrl-C and kill -9 in every phase of `autoreward run`, then `resume`
+
+GOOD = (Path(__file__).parents[1] / "examples" / "halfcheetah_backwards.py").read_text()
+ANSWER = f"Here is my reward.\n```python\n{GOOD}```"
+REVIEW = "Does this code reward the task as written?"
+ANALYZER = "Measured numbers:"
+FAST = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1"]
+
+
+def _loop_server(s: ScriptedLLMServer) -> ScriptedLLMServer:
+    """Answers for every prompt of a run: designs by default, rules for the review and analyzer."""
+    s.default = ANSWER
+    s.rule(REVIEW, "VERDICT: ACCEPT\nREASON: it rewards moving towards -x.")
+    s.rule(ANALYZER, "The policy learned to move backwards.")
+    return s
+
+
+def _env(server: ScriptedLLMServer, tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "OPENAI_API_KEY": "sk-test", "AUTOREWARD_API_BASE": server.openai_base,
+            "AUTOREWARD_CACHE_DIR": str(tmp_path / "cache"), "AUTOREWARD_LLM_TIMEOUT": "600"}
+
+
+def _start(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "autoreward.cli", *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _wait_for(cond, what: str, timeout: float = 240.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"never happened: {what}")
+
+
+def _training(runs: Path, since: float) -> bool:
+    """A training job was started after ``since`` (time.time())."""
+    return any(p.stat().st_mtime > since and '"kind": "train"' in p.read_text() for p in runs.glob("*/iter0/cand*/job.json"))
+
+
+def _workers_alive(run: Path) -> list[int]:
+    """Sandbox workers still running a job of ``run``."""
+    import psutil
+
+    out = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "autoreward.sandbox.worker" in cmd and str(run) in cmd:
+            out.append(p.pid)
+    return out
+
+
+PHASES = {
+    # phase: (what to hold with a hung server, or None for training; whether the phase is under
+    # way given the requests of this attempt and the time it started)
+    "designing": ("design", lambda new, runs, since: len(new) >= 1),
+    "checking": (REVIEW, lambda new, runs, since: any(REVIEW in r.prompt for r in new)),
+    "training": (None, lambda new, runs, since: _training(runs, since)),
+    "analysing": (ANALYZER, lambda new, runs, since: any(ANALYZER in r.prompt for r in new)),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", list(PHASES))
+def test_ctrl_c_then_kill_9_in_each_phase_then_resume(phase: str, tmp_path: Path) -> None:
+    """Ctrl-C in each phase stops within seconds with ONE line saying what is saved (exit 130),
+    sends nothing more and leaves no worker behind; kill -9 at the same point, then `resume`,
+    finishes the run without asking any answered prompt again, and the token count in
+    state.json is what the exchange log says was spent (the killed processes' included)."""
+    hold, under_way = PHASES[phase]
+    runs = tmp_path / "runs"
+    args = ["run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards", "--model", "openai/test-model",
+            "--iterations", "1", "--samples", "2", *FAST, "--out", str(runs)]
+    with _loop_server(ScriptedLLMServer()) as server:
+        env = _env(server, tmp_path)
+        for attempt, sig in enumerate((signal.SIGINT, signal.SIGKILL)):
+            if hold == "design":  # one design answered, the other hangs
+                server.enqueue(ANSWER, Reply.hang()) if attempt == 0 else server.enqueue(Reply.hang())
+            elif hold:
+                server.rule(hold, Reply.hang())
+            base, since = server.count(), time.time()
+            p = _start(tmp_path, env, *(args if attempt == 0 else ["resume", str(next(runs.iterdir()))]))
+            _wait_for(lambda: under_way(server.requests[base + (attempt == 0 and hold == "design"):], runs, since) or p.poll() is not None,
+                      f"{phase} under way")
+            assert p.poll() is None, p.communicate()
+            time.sleep(0.5)
+            sent = server.count()
+            t0 = time.monotonic()
+            if sig == signal.SIGINT:
+                p.send_signal(signal.SIGINT)
+            else:
+                os.killpg(p.pid, signal.SIGKILL)
+            out, err = p.communicate(timeout=60)
+            stopped_in = time.monotonic() - t0
+            run = next(runs.iterdir())
+            if sig == signal.SIGINT:
+                assert p.returncode == 130, out + err
+                assert stopped_in < 15, stopped_in  # not the hung request's 600 s, nor a whole training
+                lines = err.strip().splitlines()
+                assert len(lines) == 1 and lines[0] == (
+                    f"interrupted: finished steps are saved in {run} (continue with `autoreward resume {run}`)"), err
+                assert "Traceback" not in err
+            time.sleep(1.0)
+            assert server.count() == sent  # nothing sent after the signal
+            _wait_for(lambda: not _workers_alive(run), "no sandbox worker left", timeout=30)
+            if phase == "training":
+                assert not list(run.glob("iter0/cand*/metrics.json"))  # interrupted is not failed
+            if hold and hold != "design":
+                server.rule(hold, REVIEW_OK if hold == REVIEW else "The policy learned to move backwards.")
+        server.default = ANSWER
+        r = subprocess.run([sys.executable, "-m", "autoreward.cli", "resume", str(run)], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads((run / "iter0/cand0/metrics.json").read_text())["ok"]
+        assert (run / "iter0/cand0/analysis.json").exists()
+        answered = [(r.prompt, r.body.get("seed")) for r in server.requests if r.answered]
+        assert len(answered) == len(set(answered)), "an answered prompt was asked again"
+        log = read_exchanges(run)
+        state = json.loads((run / "state.json").read_text())
+        assert state["tokens"] == sum(e["prompt_tokens"] + e["completion_tokens"] for e in log) > 0
+
+
+REVIEW_OK = "VERDICT: ACCEPT\nREASON: it rewards moving towards -x."

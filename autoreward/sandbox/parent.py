@@ -59,6 +59,26 @@ TESTING_ENV = "AUTOREWARD_SANDBOX_TESTING"
 #: in-child guard interrupts Python-level loops well within this, C-level work it cannot
 CALL_GRACE_SECONDS = 1.0
 
+_live: set[subprocess.Popen] = set()  # the workers this process runs now, for stop_all_jobs
+_live_lock = threading.Lock()
+_generation = [0]  # bumped by stop_all_jobs: a job started before it was stopped, not failed
+
+
+class JobsStopped(KeyboardInterrupt):
+    """Raised by ``run_job`` in a job's own thread when ``stop_all_jobs`` killed it (Ctrl-C in
+    the main thread): an interrupted job is not a failed one, so no failure is recorded for it
+    and ``resume`` runs it again."""
+
+
+def stop_all_jobs() -> None:
+    """Kill every sandboxed worker this process runs (Ctrl-C while a pool trains: the pool's
+    threads only wait on their workers, and would otherwise hold the process until they end)."""
+    with _live_lock:
+        _generation[0] += 1
+        procs = list(_live)
+    for proc in procs:
+        _kill_group(proc)
+
 
 @dataclass
 class Limits:
@@ -169,6 +189,9 @@ def run_job(
             )
         except OSError as exc:
             raise SandboxError(f"cannot start the sandbox worker: {exc}") from exc
+        with _live_lock:
+            _live.add(proc)
+            generation = _generation[0]
         reader = threading.Thread(target=_pump_events, args=(proc, on_event, log_path), daemon=True)
         reader.start()
         try:
@@ -178,6 +201,10 @@ def run_job(
             raise
         finally:
             beat.release()
+            with _live_lock:
+                _live.discard(proc)
+        if generation != _generation[0]:
+            raise JobsStopped()
         reader.join(timeout=5)
     wall = time.monotonic() - t0
     rc = proc.returncode
