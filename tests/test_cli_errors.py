@@ -65,7 +65,7 @@ CASES: list[tuple[str, list[str], str | None, int, str, str]] = [
     ("reward-empty-eval", ["eval", "empty.py", "--env", "HalfCheetah-v5", "--steps", "10"], None, 2, "reward file empty.py is empty", "defines compute_reward"),
     *[
         (f"not-a-run-{cmd}-{what}", [cmd, path, *extra], None, 2, message, "`ls runs/` lists them")
-        for cmd, extra in [("show", []), ("resume", []), ("refine", ["--feedback", "faster"]), ("export", ["-o", "out.py"])]
+        for cmd, extra in [("show", []), ("resume", []), ("refine", ["--feedback", "faster"]), ("export", ["-o", "out.py"]), ("report", [])]
         for what, path, message in [
             ("missing", "runs/nope", "run directory runs/nope does not exist"),
             ("plain-dir", "adir", "adir is not an autoreward run directory (no run.json)"),
