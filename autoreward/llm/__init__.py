@@ -31,10 +31,12 @@ variables, use_cache)``:
 - each sample is cached on disk under a hash of (backend identity, messages, temperature,
   max_tokens, seed), in ``<cache>/llm`` (``<cache>`` is the user cache dir or
   AUTOREWARD_CACHE_DIR); a hit comes back with ``cached=True`` and costs no call;
-- every call appends one JSON line to ``log_dir/llm_exchanges.jsonl`` (template,
-  variables, messages, responses, tokens, cost, duration, error); ``read_log`` reads it;
-- 429, 5xx and timeouts are retried with exponential backoff; everything else, and
-  retries running out, raise ``LLMError`` with a one-line message naming the fix.
+- every request (and cache hit) appends one JSON line to ``log_dir/llm_exchanges.jsonl``
+  the moment it ends (template, variables, messages, response, tokens, cost, duration,
+  error); ``read_log`` joins a call's lines, ``SpendMeter`` sums what was spent;
+- 429, 5xx, timeouts and dropped connections are retried with exponential backoff (a
+  ``Retry-After`` is honoured); everything else, and retries running out, raise
+  ``LLMError`` with a one-line message naming the fix; Ctrl-C stops at once.
 
 A new backend subclasses ``Backend`` and is decorated with ``@register``.
 """
