@@ -471,12 +471,12 @@ class Loop:
                             library=self.library_examples(), potential=c.shaping == "potential")
         seed = c.seed * 1000 + i * 100
         designs_path = it / "designs.json"
+        self.view.iteration(i, c.iterations, c.samples)  # a resumed iteration too
         if designs_path.exists():
             drafts = [Draft.from_dict(d) for d in read_json(designs_path)]
         else:
             self.check_budget()
             parent = self.parent_info(self.state["parent"]) if self.state.get("parent") else None
-            self.view.iteration(i, c.iterations, c.samples)
             self.console.print(f"[bold]iteration {i}[/]: asking {self.client_name()} for {c.samples} reward programs...")
             t0 = time.monotonic()
             drafts = designer.sample(c.samples, seed=seed, parent=parent, feedback=self.state.get("feedback", ""), failures=self.failures())

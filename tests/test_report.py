@@ -85,6 +85,34 @@ def test_report_of_a_check_run_shows_the_code_and_the_verdict(tmp_path):
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # nothing fetched at view time
 
 
+def test_a_reward_that_rose_while_fitness_fell_is_flagged_as_hacking_on_the_page(tmp_path):
+    """The analyzer's own numbers on a candidate whose reward went up as the task fitness went
+    down (the metrics a trainer writes, here built by hand): the page shows the flag and the plot."""
+    from autoreward.analyzer import analyze
+    from autoreward.report import write_report
+    from autoreward.rundir import record_run, write_json
+
+    record_run(tmp_path, "eval", {"reward": "hack.py", "env": "HalfCheetah-v5", "task": "run_backwards", "spec": {}})
+    cand = tmp_path / "candidate"
+    cand.mkdir()
+    (cand / "reward.py").write_text(GOOD)
+    write_json(cand / "critic.json", {"accepted": True, "checks": [{"name": "static", "passed": True, "message": "", "warnings": []}]})
+    rows = [{"step": k * 200, "task/fitness": 0.5 - 0.1 * k, "eval/reward_return": 10.0 * k} for k in range(6)]
+    ep = {"fitness": -0.1, "success": False, "env_return": 1.0, "reward_return": 50.0, "length": 100, "cause": "time_limit"}
+    write_json(cand / "metrics.json", {
+        "ok": True, "algo": "ppo", "steps": 1000, "fitness": -0.1, "success_rate": 0.0, "solved": False, "progress": rows,
+        "untrained": {"fitness_mean": 0.5, "success_rate": 0.0, "env_return_mean": 0.0},
+        "final": {"fitness_mean": -0.1, "success_rate": 0.0, "env_return_mean": 1.0, "length_mean": 100.0, "causes": {"time_limit": 1}},
+        "final_episodes": [ep], "components": {"backward": {"min": 0.0, "mean": 1.0, "max": 2.0, "series": [[200, 0.5], [400, 1.5]]}},
+    })
+    flags = analyze(cand, "run backwards")["numbers"]["flags"]
+    assert any(f.startswith("reward hacking") for f in flags)
+    html = write_report(tmp_path, videos=False).read_text()
+    assert "⚠ reward hacking" in html and 'class="flag hack"' in html and "moved apart over training (Spearman -1.0)" in html
+    assert "≤ 0: flagged as reward hacking" in html  # the correlation plot's caption
+    assert 'href="candidate/metrics.json"' in html and 'href="candidate/analysis.json"' in html
+
+
 # ---------------------------------------------------------------------------------------------
 # Slow: a real run (scripted LLM), refined once with feedback, then its report in Chromium
 
