@@ -552,6 +552,8 @@ def show(
     if proposal:
         console.print(f"fitness (proposed, editable in {run.path / 'fitness.json'}): {proposal['fitness']}  success ≥ {proposal['success']}", markup=False)
     _candidates_table(run)
+    for rel, why in run.damaged.items():
+        err.print(f"warning: skipped {rel}: {why}", highlight=False, markup=False, soft_wrap=True)
     best = run.best()
     if best is None:
         console.print("no trained candidate yet")

@@ -20,6 +20,7 @@ typed readers every command uses.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autoreward.errors import RunDirError
+from autoreward.errors import DiskFullError, RunDirError
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -41,16 +42,31 @@ def write_json(path: Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2, default=_default) + "\n")
 
 
+FULL_DISK_ENV = "AUTOREWARD_TEST_ENOSPC"
+"""Test switch: a file name whose writes fail as if the disk were full (no unprivileged way to
+fill a disk in a test)."""
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 def write_text(path: Path, text: str) -> None:
+    """Write atomically (tmp + rename). A full disk is a one-line DiskFullError; the file's
+    previous content, and every other file, stays as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
+            if os.environ.get(FULL_DISK_ENV) == path.name:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             f.write(text)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in _FULL:
+            raise DiskFullError(f"cannot write {path}: {os.strerror(exc.errno).lower()}",
+                                "free space there, then `autoreward resume` the run: everything written before is intact") from None
         raise
 
 
@@ -60,7 +76,9 @@ def read_json(path: Path) -> Any:
     except FileNotFoundError:
         raise RunDirError(f"{path} is missing") from None
     except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path} is not valid JSON: {exc}") from None
+        fix = ("it records how the run was made: restore it, or start a new run" if Path(path).name == "run.json"
+               else "it is damaged: delete it, and `autoreward resume` redoes the step that wrote it")
+        raise RunDirError(f"{path} is not valid JSON ({exc})", fix) from None
 
 
 def _default(o: Any) -> Any:
@@ -195,6 +213,7 @@ class Run:
     kind: str
     config: dict[str, Any]
     info: dict[str, Any] = field(default_factory=dict)
+    damaged: dict[str, str] = field(default_factory=dict)  # candidates() skipped: rel -> why (one line)
 
     @classmethod
     def load(cls, path: Path | str) -> "Run":
@@ -244,7 +263,12 @@ class Run:
         dirs = [p for p in self.path.glob(pattern) if p.is_dir()]
         if iteration is None and (self.path / "candidate").is_dir():
             dirs.append(self.path / "candidate")
-        found = (Candidate.read(self.path, d) for d in sorted(dirs, key=_natural))
+        found = []
+        for d in sorted(dirs, key=_natural):
+            try:
+                found.append(Candidate.read(self.path, d))
+            except RunDirError as exc:  # one damaged file costs its candidate, not the listing
+                self.damaged[d.relative_to(self.path).as_posix()] = exc.one_line()
         return [c for c in found if c is not None]
 
     def unfinished(self) -> list[tuple[str, str]]:

@@ -288,3 +288,96 @@ def test_ctrl_c_then_kill_9_in_each_phase_then_resume(phase: str, tmp_path: Path
 
 
 REVIEW_OK = "VERDICT: ACCEPT\nREASON: it rewards moving towards -x."
+
+
+# ---------------------------------------------------------------------------------------------
+# No server, a full disk, a damaged run directory, a killed training worker
+
+
+def _script_model(tmp_path: Path, designs: list[str]) -> str:
+    import yaml
+
+    path = tmp_path / "script.yaml"
+    path.write_text(yaml.safe_dump([{"match": ANALYZER, "response": "The policy learned to move backwards."}]
+                                   + [f"```python\n{d}```" for d in designs]))
+    return f"scripted:{path}"
+
+
+def _cli(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autoreward.cli", *args], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=600, env=env)
+
+
+def test_a_run_that_never_reaches_its_server_leaves_no_run_dir(tmp_path: Path) -> None:
+    env = {**os.environ, "OPENAI_API_KEY": "sk-test", "AUTOREWARD_API_BASE": "http://127.0.0.1:9/v1",
+           "AUTOREWARD_CACHE_DIR": str(tmp_path / "cache")}
+    r = _cli(tmp_path, "run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards", "--model", "openai/test-model",
+             "--out", str(tmp_path / "runs"), env=env)
+    assert r.returncode == 3 and "Traceback" not in r.stderr, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot reach http://127.0.0.1:9/v1") and "no run directory was kept" in last
+    assert not list((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.slow
+def test_full_disk_then_resume_then_damaged_files(tmp_path: Path) -> None:
+    """The disk fills while the designs are saved: one line naming the file, exit 1, what was
+    written before intact; resume finishes. Then damaged JSON files: resume and show say which
+    file and what to do, or show skips the broken candidate with a warning."""
+    args = ["run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards", "--model", _script_model(tmp_path, [GOOD]),
+            "--iterations", "1", "--samples", "1", "--no-review", *FAST, "--out", str(tmp_path / "runs")]
+    r = _cli(tmp_path, *args, env={**os.environ, "AUTOREWARD_TEST_ENOSPC": "designs.json"})
+    run = next((tmp_path / "runs").iterdir())
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(f"error: cannot write {run}/iter0/designs.json: no space left on device")
+    assert json.loads((run / "run.json").read_text())["command"] == "run" and not list(run.glob("iter0/.*tmp"))
+    r = _cli(tmp_path, "resume", str(run))
+    assert r.returncode == 0 and json.loads((run / "iter0/cand0/metrics.json").read_text())["ok"], r.stdout + r.stderr
+
+    metrics = run / "iter0/cand0/metrics.json"
+    whole = metrics.read_text()
+    metrics.write_text(whole[: len(whole) // 2])  # truncated JSON
+    s = _cli(tmp_path, "show", str(run))
+    assert s.returncode == 0 and f"warning: skipped iter0/cand0: {metrics} is not valid JSON" in s.stderr
+    assert "delete it, and `autoreward resume` redoes the step that wrote it" in s.stderr
+    metrics.write_text(whole)
+    for name in ("state.json", "run.json"):
+        f = run / name
+        good = f.read_text()
+        f.write_text(good[:20])
+        for cmd in ("resume", "show"):
+            r = _cli(tmp_path, cmd, str(run))
+            if cmd == "show" and name == "state.json":
+                continue  # show does not need the loop's state
+            lines = r.stderr.strip().splitlines()
+            assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {f} is not valid JSON"), r.stderr
+            assert ("restore it, or start a new run" if name == "run.json" else "delete it") in lines[0]
+        f.write_text(good)
+
+
+@pytest.mark.slow
+def test_a_killed_training_worker_fails_its_candidate_and_the_run_goes_on(tmp_path: Path) -> None:
+    import psutil
+
+    other = GOOD.replace("0.5 * max", "0.4 * max")
+    args = ["run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards", "--model", _script_model(tmp_path, [GOOD, other]),
+            "--iterations", "1", "--samples", "2", "--no-review", "--workers", "2", *FAST[:1], "8192", *FAST[2:], "--out", str(tmp_path / "runs")]
+    p = _start(tmp_path, dict(os.environ), *args)
+    runs = tmp_path / "runs"
+    _wait_for(lambda: any('"kind": "train"' in x.read_text() for x in runs.glob("*/iter0/cand1/job.json")) or p.poll() is not None, "training")
+    victim: list[int] = []
+
+    def find() -> bool:
+        victim[:] = [q.pid for q in psutil.process_iter(["cmdline"]) if "autoreward.sandbox.worker" in " ".join(q.info["cmdline"] or [])
+                     and "cand1" in " ".join(q.info["cmdline"] or [])]
+        return bool(victim) or p.poll() is not None
+
+    _wait_for(find, "the worker of cand1")
+    os.kill(victim[0], signal.SIGKILL)
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, out + err
+    run = next(runs.iterdir())
+    m = json.loads((run / "iter0/cand1/metrics.json").read_text())
+    assert not m["ok"] and "killed by signal SIGKILL" in m["error"] and "\n" not in m["error"].strip()
+    assert json.loads((run / "iter0/cand0/metrics.json").read_text())["ok"]
+    assert "cand1" in out and "training failed" in out

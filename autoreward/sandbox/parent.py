@@ -138,7 +138,7 @@ def _signal_reason(rc: int, limits: Limits) -> str:
     if sig == signal.SIGXCPU:
         return f"CPU-time limit of {limits.cpu_seconds} s exceeded"
     if sig == signal.SIGKILL:
-        return f"killed (memory limit of {limits.memory_mb} MB or the OS out-of-memory killer)"
+        return f"killed by signal SIGKILL (its memory limit of {limits.memory_mb} MB, the OS out-of-memory killer, or another process)"
     if sig == signal.SIGXFSZ:
         return "killed for writing a file (or its log) past the 1 GiB file-size limit"
     if sig == signal.SIGSEGV:
