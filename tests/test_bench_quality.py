@@ -83,6 +83,10 @@ def test_quality_suite_end_to_end_hns_from_its_own_seeds(tmp_path: Path) -> None
     assert v["loop_env_steps"] == 512 and t["retrain_env_steps"] == 9 * 512
     assert res["env_steps_total"] == 512 + 9 * 512 and res["tokens_total"] == v["tokens"]
     assert res["wall_s"] > 0 and t["wall_s"] > 0
+    from autoreward.bench.quality import markdown
+
+    table = markdown(res)  # the benchmarks/*.md table: one row per task and variant, numbers from the JSON
+    assert "| halfcheetah_run_backwards | library |" in table and f"{res['env_steps_total']:,} env steps" in table
     # leave-one-out: the task's own expert never reached a designer prompt
     designer = [p for p in prompts if "compute_reward" in p and "Does this code reward" not in p]
     assert designer and not any("keep upright, small control cost" in p for p in designer)

@@ -315,6 +315,34 @@ def summarize(tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The results as a Markdown table (one row per task and variant) and the suite's lines,
+    for benchmarks/*.md and the README; every number is read from ``results``."""
+    def ms(k: dict[str, Any] | None) -> str:
+        if not k or k["fitness"]["mean"] is None:
+            return "n/a"
+        return f"{k['fitness']['mean']:.3g} ± {k['fitness']['sd']:.2g} ({k['success_rate']['mean']:.2f})"
+
+    rows = ["| task | variant | generated | expert | sparse | untrained | HNS | tokens | LLM s | env steps | wall s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, t in results["tasks"].items():
+        for v, e in (t["variants"] or {"(none)": None}).items():
+            h = e["hns"]["value"] if e else None
+            rows.append(f"| {name} | {v} | {ms(e['generated']) if e else '-'} | {ms(t['expert'])} | {ms(t['sparse'])} | {ms(t['untrained'])} | "
+                        f"{_f(h) if e else '-'} | {e['tokens'] if e else 0:,} | {e['llm_seconds'] if e else 0:.0f} | "
+                        f"{e['env_steps_total'] if e else t['retrain_env_steps']:,} | {t['wall_s']:.0f} |")
+    lines = ["\n".join(rows), ""]
+    for v in VARIANTS:
+        key = v.replace("-", "_")
+        if f"{key}_hns_mean" in results:
+            lines.append(f"- {v}: HNS mean {_f(results[key + '_hns_mean'])}, median {_f(results[key + '_hns_median'])}, "
+                         f"HNS ≥ 1 on {_f(results[key + '_fraction_hns_ge_1'])} of {results[key + '_tasks_scored']} scored tasks")
+    lines.append(f"- total: {results.get('tokens_total', 0):,} tokens, ${results.get('cost_total', 0.0):.2f}, "
+                 f"{results.get('llm_seconds_total', 0.0):.0f} LLM s, {results.get('env_steps_total', 0):,} env steps, "
+                 f"{results.get('wall_s', 0.0) / 60:.0f} min wall")
+    return "\n".join(lines) + "\n"
+
+
 def _f(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3g}"
 
