@@ -113,6 +113,22 @@ def test_a_reward_that_rose_while_fitness_fell_is_flagged_as_hacking_on_the_page
     assert 'href="candidate/metrics.json"' in html and 'href="candidate/analysis.json"' in html
 
 
+def test_a_halved_candidates_components_span_its_rungs(tmp_path):
+    """Successive halving leaves one metrics.json per rung; the page's component plot joins them
+    in order (the candidate's own metrics.json holds the last rung's part only)."""
+    from autoreward.report import _components
+    from autoreward.rundir import Candidate, write_json
+
+    cand = tmp_path / "iter0" / "cand0"
+    write_json(cand / "candidate.json", {"accepted": True, "repairs": 0})
+    for k, steps in enumerate(([100, 200], [300, 400], [500])):
+        write_json(cand / f"rung{k}" / "metrics.json", {"ok": True, "components": {"speed": {"series": [[x, x / 100] for x in steps]}}})
+    write_json(cand / "metrics.json", {"ok": True, "fitness": 1.0, "halving": {"rung": 1, "cut": "ranked 2 of 2 at rung 1"},
+                                       "components": {"speed": {"series": [[300, 3.0], [400, 4.0]]}}})
+    c = Candidate.read(tmp_path, cand)
+    assert _components(c)["speed"]["series"] == [[100, 1.0], [200, 2.0], [300, 3.0], [400, 4.0]]  # rung 2 was never reached by it
+
+
 # ---------------------------------------------------------------------------------------------
 # Slow: a real run (scripted LLM), refined once with feedback, then its report in Chromium
 

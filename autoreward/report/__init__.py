@@ -64,6 +64,21 @@ def _position(rel: str) -> tuple[int, int]:
     return (nums[0], nums[1]) if len(nums) >= 2 else (0, 0)
 
 
+def _components(cand: Candidate) -> dict[str, Any]:
+    """The component series over the whole training: a candidate trained by successive halving
+    has one ``metrics.json`` per rung (``rung<k>/``), each with its own part of the curve."""
+    m = cand.metrics or {}
+    last = (m.get("halving") or {}).get("rung")
+    if last is None:
+        return m.get("components") or {}
+    merged: dict[str, Any] = {}
+    for k in range(int(last) + 1):
+        f = cand.dir / f"rung{k}" / "metrics.json"
+        for name, v in (read_json(f).get("components") or {} if f.exists() else {}).items():
+            merged.setdefault(name, {"series": []})["series"] += v.get("series") or []
+    return merged or m.get("components") or {}
+
+
 def _candidate(cand: Candidate, best: str | None) -> dict[str, Any]:
     """One candidate's section, as plain data for the template and the plots."""
     from autoreward.analyzer import format_numbers
@@ -101,9 +116,10 @@ def _candidate(cand: Candidate, best: str | None) -> dict[str, Any]:
         "rho": nums.get("reward_fitness_spearman_over_training"),
         "summary": (cand.analysis or {}).get("summary", ""), "numbers": format_numbers(nums) if nums.get("ok") else "",
         "code": highlight(cand.source) if (cand.dir / "reward.py").exists() else "",
-        "components_plot": plots.components(m.get("components") or {}) if cand.ok else None,
+        "components_plot": plots.components(_components(cand)) if cand.ok else None,
         "corr_plot": plots.reward_vs_fitness(m.get("progress") or [], nums.get("reward_fitness_spearman_over_training"), hacking) if cand.ok else None,
-        "files": [f"{cand.rel}/{n}" for n in files], "videos": [],
+        "files": [f"{cand.rel}/{n}" for n in files] + [f"{cand.rel}/{r.parent.name}/metrics.json" for r in sorted(cand.dir.glob("rung*/metrics.json"))],
+        "videos": [],
     }
 
 
