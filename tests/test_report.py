@@ -216,6 +216,17 @@ def test_the_report_in_headless_chromium_has_plots_and_the_best_video_plays(repo
 # --tensorboard
 
 
+def test_tensorboard_without_the_package_is_one_line_before_any_work(tmp_path):
+    (tmp_path / "good.py").write_text(GOOD)
+    hide = "import sys; sys.modules['tensorboard'] = None; from autoreward.cli import main; main()"  # as if not installed
+    for cmd in (["eval", "good.py", "--env", "HalfCheetah-v5", "--task", "run_backwards"],
+                ["run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards", "--model", "scripted:none.yaml"]):
+        r = subprocess.run([sys.executable, "-c", hide, *cmd, "--tensorboard", "--out", "runs"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip() == "error: --tensorboard needs the tensorboard package, which is not installed (pip install 'autoreward[tb]')"
+        assert not (tmp_path / "runs").exists()  # nothing started
+
+
 @pytest.mark.slow
 def test_eval_with_tensorboard_writes_sb3_event_files_in_the_candidate(tmp_path):
     (tmp_path / "good.py").write_text(GOOD)
