@@ -190,7 +190,8 @@ def film(card_path: str, cand_dir: Path, fitness: str, choices: list[EpisodeChoi
             "make_kwargs": make_kwargs, "max_episode_steps": max_episode_steps, "seconds": seconds,
             "episodes": [{"name": c.name, "seed": EVAL_SEED + c.index} for c in todo],
         }
-        res = run_job("render", payload, vdir, Limits(wall_seconds=120 + 60 * len(todo), cpu_seconds=600, memory_mb=4096))
+        # a safety net for a stuck replay, generous for slow renderers (Meta-World: 480 px, 80 fps) on a loaded machine
+        res = run_job("render", payload, vdir, Limits(wall_seconds=180 + 300 * len(todo), cpu_seconds=300 + 300 * len(todo), memory_mb=4096))
         if not res.ok:
             for c in todo:
                 index[c.name] = {"error": res.error or "the render job failed", **c.__dict__}
@@ -202,5 +203,7 @@ def film(card_path: str, cand_dir: Path, fitness: str, choices: list[EpisodeChoi
                 ep["file"] = f"{c.name}.mp4"
             frames.unlink(missing_ok=True)
             index[c.name] = {**c.__dict__, **ep}
+        for left in vdir.glob("frames-*.bin"):  # a replay that died half-way
+            left.unlink()
         write_json(vdir / INDEX, index)
     return [index[c.name] for c in choices if c.name in index]
