@@ -63,6 +63,21 @@ def test_frames_stream_through_a_file_and_a_damaged_record_is_refused(tmp_path):
         list(read_frames(tmp_path / "bad.bin", 24, 32))
 
 
+def test_a_replay_that_fails_in_the_sandbox_becomes_a_reason_on_the_page(tmp_path):
+    """A damaged policy.zip: the sandboxed render job fails, the index says why, nothing is left
+    behind, and the next report tries again (an error entry is not a video)."""
+    from autoreward.cards import load_card
+    from autoreward.report.video import choose_episodes, film
+
+    card = load_card("HalfCheetah-v5")
+    (tmp_path / "policy.zip").write_bytes(b"not a zip file")
+    eps = {"final_episodes": [{"fitness": 0.1, "success": False, "cause": "time_limit"}]}
+    out = film(card.path, tmp_path, card.task("run_backwards").fitness, choose_episodes(eps, best=True), algo="ppo",
+               make_kwargs={}, max_episode_steps=50, seconds=1)
+    assert [v["name"] for v in out] == ["best", "failure"] and all("zip" in v["error"].lower() for v in out), out
+    assert not list((tmp_path / "video").glob("*.mp4")) and not list((tmp_path / "video").glob("frames-*"))
+
+
 def test_report_of_a_missing_run_is_one_line(tmp_path):
     r = cli("report", str(tmp_path / "nope"), cwd=tmp_path)
     assert r.returncode != 0 and "Traceback" not in r.stderr
