@@ -30,5 +30,6 @@ if .venv/bin/python -m pip show -q mujoco-core >/dev/null 2>&1; then
 fi
 # llama-cpp-python builds from source; the native build segfaulted in decode on these CPUs.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX512=OFF}"
-.venv/bin/python -m pip install -q -e ".[${AUTOREWARD_EXTRAS:-local,test}]"
+# ray and sbx: the Ray executor and the SBX trainer, so their tests run too (AUTOREWARD_EXTRAS=local,test skips them)
+.venv/bin/python -m pip install -q -e ".[${AUTOREWARD_EXTRAS:-local,test,ray,sbx}]"
 echo "autoreward installed: $(.venv/bin/autoreward --help >/dev/null && echo .venv/bin/autoreward)"

@@ -16,6 +16,7 @@ SUITES: dict[str, str] = {
     "crafter": "autoreward.bench.crafter:run",
     "fitness": "autoreward.bench.fitness:run",
     "metaworld": "autoreward.bench.metaworld:run",
+    "search": "autoreward.bench.search:run",
     "quality": "autoreward.bench.quality:run_full",
     "quality-quick": "autoreward.bench.quality:run_quick",
     "library": "autoreward.bench.library:run",
