@@ -1,9 +1,10 @@
-"""The report's plots, drawn with matplotlib (Agg) and inlined as base64 PNG data URIs.
+"""The report's plots, drawn with matplotlib and inlined as base64 PNG data URIs.
 
 Each function takes plain data read from the run directory and returns a ``data:image/png``
 URI (or None when there is nothing to draw), so the page needs no file and no network to
 show them. Figures are built with ``matplotlib.figure.Figure`` (no pyplot global state), so
-drawing never opens a window or leaks memory across candidates.
+drawing never opens a window, leaks memory across candidates, or changes the backend of a
+notebook that imports autoreward (PNG output always goes through Agg).
 """
 
 from __future__ import annotations
@@ -12,10 +13,7 @@ import base64
 import io
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure
 
 BEST = "#d1495b"
 COLORS = ["#00798c", "#edae49", "#66a182", "#2e4057", "#8d96a3", "#9b5de5", "#f15bb5", "#00bbf9"]

@@ -101,7 +101,7 @@ def render_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
             with open(path, "wb") as f:
                 sink = FrameSink(f, int(p["seconds"] * fps))
 
-                def act(t: int, obs: Any) -> Any:
+                def act(t: int, obs: Any, sink: FrameSink = sink) -> Any:  # this episode's sink
                     sink.write(env.render())
                     o = norm.normalize_obs(obs) if norm is not None else obs
                     return model.predict(o, deterministic=True)[0]
@@ -140,7 +140,10 @@ def choose_episodes(metrics: dict[str, Any], best: bool) -> list[EpisodeChoice]:
     if not eps:
         return []
     order = sorted(range(len(eps)), key=lambda i: eps[i]["fitness"])
-    pick = lambda name, i, why: EpisodeChoice(name, i, float(eps[i]["fitness"]), bool(eps[i]["success"]), str(eps[i]["cause"]), why)  # noqa: E731
+
+    def pick(name: str, i: int, why: str) -> EpisodeChoice:
+        return EpisodeChoice(name, i, float(eps[i]["fitness"]), bool(eps[i]["success"]), str(eps[i]["cause"]), why)
+
     out = [pick("best", order[-1], "best episode")] if best else []
     failed = [i for i in order if not eps[i]["success"]]
     out.append(pick("failure", failed[0], "failure") if failed else pick("failure", order[0], "worst episode (every episode succeeded)"))
