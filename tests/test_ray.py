@@ -68,3 +68,31 @@ def test_executor_kinds_and_a_bad_address_are_one_line_errors():
     with pytest.raises(ConfigError, match="cannot connect to Ray at 127.0.0.1:1"):
         make_executor("ray", address="127.0.0.1:1")
     assert not ray.is_initialized()
+
+
+@pytest.mark.slow
+def test_run_with_executor_ray_trains_the_candidates_of_an_iteration(tmp_path):
+    """`run --executor ray`: the loop's candidates train as Ray tasks on a Ray instance the run
+    starts and stops; results land in the run directory as with the local pool."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    other = GOOD.replace("upright = -0.5 *", "upright = -5.0 *")
+    script = tmp_path / "s.yaml"
+    rules = [{"match": "Does this code reward the task as written?", "response": "VERDICT: ACCEPT\nREASON: fine."},
+             {"match": "Measured numbers:", "response": "Fine."}]
+    script.write_text(yaml.safe_dump(rules + [f"```python\n{src}```" for src in (GOOD, other)]))
+    r = subprocess.run(
+        [sys.executable, "-m", "autoreward.cli", "run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards",
+         "--model", f"scripted:{script}", "--iterations", "1", "--samples", "2", "--steps", "512", "--max-episode-steps", "100",
+         "--eval-episodes", "1", "--set", "n_steps=256", "--set", "n_epochs=1", "--executor", "ray", "--no-report", "--out", "runs"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=900,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = next((tmp_path / "runs").iterdir())
+    assert json.loads((run / "run.json").read_text())["config"]["executor"] == "ray"
+    for cand in ("cand0", "cand1"):
+        m = json.loads((run / "iter0" / cand / "metrics.json").read_text())
+        assert m["ok"] and (run / "iter0" / cand / "worker.log").exists() and (run / "iter0" / cand / "analysis.json").exists()
