@@ -68,6 +68,11 @@ def test_quality_suite_end_to_end_hns_from_its_own_seeds(tmp_path: Path) -> None
     for d in gen["job_dirs"]:  # each re-training job trained the known program at a fresh seed
         m = json.loads((Path(d) / "metrics.json").read_text())
         assert m["steps"] == 512 and m["seed"] in (1000, 1001, 1002)
+    # the untrained policy at a seed does not depend on the reward it then learns from: every kind's
+    # job measured the same value before training, and that is the JSON's untrained figure
+    before = [[json.loads((Path(d) / "metrics.json").read_text())["untrained"]["fitness_mean"] for d in k["job_dirs"]]
+              for k in (t["expert"], t["sparse"], gen)]
+    assert before[0] == before[1] == before[2] == t["untrained"]["fitness"]["per_seed"]
     # HNS by hand, from the JSON's own per-seed numbers
     g, e, u = (statistics.fmean(x["fitness"]["per_seed"]) for x in (gen, t["expert"], t["untrained"]))
     assert g == pytest.approx(gen["fitness"]["mean"]) and e == pytest.approx(t["expert"]["fitness"]["mean"])
