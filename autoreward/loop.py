@@ -184,17 +184,23 @@ class Loop:
             total += int(m.get("steps", 0) if m.get("ok") or "failed_at_step" not in m else m["failed_at_step"])
         return total
 
-    def check_budget(self, steps: bool = True) -> None:
-        """At a step boundary: stop the run (BudgetExceeded) if a budget is spent. Before an LLM
-        request ``steps=False``: analysing what was trained costs no env steps."""
+    def check_budget(self, steps: bool = True, llm: bool = True) -> None:
+        """At a step boundary: stop the run (BudgetExceeded) if a budget is spent. The wall clock
+        counts everywhere; tokens and cost only before an LLM request (``llm``), so what was
+        already designed is still checked and trained; env steps only where training may
+        follow (``steps``): analysing what was trained costs none."""
         self._count()
-        reason = self.over_budget(steps)
+        reason = self.over_budget(steps, llm)
         if reason:
             raise BudgetExceeded(reason)
 
-    def over_budget(self, steps: bool = True) -> str:
+    def over_budget(self, steps: bool = True, llm: bool = True) -> str:
         c = self.cfg
         elapsed = self.state.get("elapsed_s", 0.0) + (time.monotonic() - self._t0)
+        if c.max_wall_s and elapsed >= c.max_wall_s:
+            return f"wall-time budget of {c.max_wall_s:.0f} s reached"
+        if not llm:
+            c = c.model_copy(update={"max_tokens": None, "max_cost": None})
         if steps and c.max_env_steps and (self._steps_left_out or self.env_steps_spent() >= c.max_env_steps):
             return self._steps_left_out or f"env-step budget of {c.max_env_steps} reached"
         if c.max_tokens and self.state["tokens"] >= c.max_tokens:
@@ -299,7 +305,7 @@ class Loop:
         status_path = cand / "candidate.json"
         if status_path.exists():
             return read_json(status_path)
-        self.check_budget()
+        self.check_budget(llm=False)
         c = self.cfg
         history: list[dict[str, str]] = []
         for attempt in range(c.max_repairs + 1):
@@ -402,7 +408,7 @@ class Loop:
         todo = [x for x in cands if not (x / "metrics.json").exists()]
         if not c.max_env_steps or not todo:
             return cands
-        self.check_budget()
+        self.check_budget(llm=False)
         left = c.max_env_steps - self.env_steps_spent()
         fit = max(0, left // c.steps)
         if fit >= len(todo):
@@ -506,6 +512,7 @@ class Loop:
             self.view.candidate(accepted[j][0].name, "duplicate", "same program as one already trained or sampled, not trained")
         to_train = self.behavioural_dedupe(it, [cand for j, (cand, _) in enumerate(accepted) if j not in dropped])
         self.train(to_train)
+        to_train = [x for x in to_train if (x / "metrics.json").exists()]  # a spent step budget leaves some untrained
         self.save_state()
         for j, cand in enumerate(to_train):  # after training: the LLM never competes with the trainers
             ok = read_json(cand / "metrics.json").get("ok")

@@ -35,7 +35,7 @@ def _script(tmp_path: Path, designs: list[str]) -> str:
 
 def _run(tmp_path: Path, out: str, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, Path]:
     r = subprocess.run([sys.executable, "-m", "autoreward.cli", "run", "run backwards", "--env", "HalfCheetah-v5", "--preset",
-                        "run_backwards", "--no-review", *FAST, "--out", str(tmp_path / out), *args],
+                        "run_backwards", "--no-review", "--no-library", "--samples", "1", *FAST, "--out", str(tmp_path / out), *args],
                        capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
     return r, next((tmp_path / out).iterdir())
 
@@ -59,13 +59,14 @@ def _stopped_with_best(r: subprocess.CompletedProcess, run: Path, reason: str) -
 
 @pytest.mark.slow
 def test_max_tokens_stops_before_the_request_that_would_exceed_it(tmp_path: Path) -> None:
-    """With the budget set to what the first design cost, the design is trained and the run
-    stops before the analyzer's request: no request goes out once the budget is spent."""
+    """With the budget set to what the first design cost, the design is still checked and
+    trained (that costs no tokens), and the run stops before the analyzer's request: no request
+    goes out once the budget is spent."""
     model = _script(tmp_path, [GOOD])
     r, probe = _run(tmp_path, "probe", "--model", model, "--max-tokens", "1")
-    assert r.returncode == 1 and "stopped: token budget of 1 reached" in r.stdout  # one design, then nothing
+    assert r.returncode == 0 and "stopped: token budget of 1 reached" in r.stdout  # one design, trained, not analysed
     design, _ = _spent(probe)
-    assert len(read_exchanges(probe)) == 1 and not list(probe.glob("iter0/cand0/candidate.json"))
+    assert len(read_exchanges(probe)) == 1 and not list(probe.glob("iter0/cand0/analysis.json"))
     r, run = _run(tmp_path, "runs", "--model", model, "--iterations", "2", "--max-tokens", str(design))
     _stopped_with_best(r, run, f"token budget of {design} reached")
     assert [e["template"] for e in read_exchanges(run)] == ["designer_initial.j2"]  # the analyzer was not asked
@@ -81,7 +82,7 @@ def test_max_cost_counts_the_dollars_the_log_records(tmp_path: Path) -> None:
         env = {**os.environ, "OPENAI_API_KEY": "sk-test", "AUTOREWARD_API_BASE": server.openai_base}
         r, probe = _run(tmp_path, "probe", "--model", "openai/gpt-4o-mini", "--max-cost", "1e-12",
                         env={**env, "AUTOREWARD_CACHE_DIR": str(tmp_path / "cache1")})
-        assert r.returncode == 1 and "stopped: cost budget of $1e-12 reached" in r.stdout, r.stdout + r.stderr
+        assert "stopped: cost budget of $1e-12 reached" in r.stdout, r.stdout + r.stderr
         _, design = _spent(probe)
         assert design > 0
         r, run = _run(tmp_path, "runs", "--model", "openai/gpt-4o-mini", "--iterations", "2", "--max-cost", repr(design),
@@ -92,11 +93,15 @@ def test_max_cost_counts_the_dollars_the_log_records(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_max_wall_stops_at_the_next_step_boundary(tmp_path: Path) -> None:
-    """Training the first candidate takes longer than 1 s: the run stops at the boundary after
-    it, before any further request, with that candidate as the best so far."""
+    """Where the second passes depends on the machine (on a busy one before the first design):
+    the run stops at the first step boundary after it, state saved, the best so far (if one was
+    trained) reported, and far short of its 3 iterations."""
     r, run = _run(tmp_path, "runs", "--model", _script(tmp_path, [GOOD]), "--iterations", "3", "--max-wall", "1")
-    result = _stopped_with_best(r, run, "wall-time budget of 1 s reached")
-    assert result["iterations_done"] < 3 and json.loads((run / "state.json").read_text())["elapsed_s"] >= 1
+    result = json.loads((run / "result.json").read_text())
+    assert result["stopped"] == "wall-time budget of 1 s reached" and "stopped: wall-time budget of 1 s reached" in r.stdout
+    assert r.returncode == (0 if result["best"] else 1) and "Traceback" not in r.stderr, r.stderr
+    state = json.loads((run / "state.json").read_text())
+    assert result["iterations_done"] < 3 and state["elapsed_s"] >= 1 and state["stopped"] == result["stopped"]
 
 
 @pytest.mark.slow
