@@ -276,15 +276,10 @@ def bench(
 
     if suite not in SUITES:
         raise ConfigError(f"unknown --suite {suite!r}", f"choose one of: {', '.join(SUITES)}")
-    if shaping not in (None, "reward", "potential"):
-        raise ConfigError(f"--shaping {shaping!r}: choose reward or potential")
-    chosen = None if variants is None else [v.strip() for v in variants.split(",") if v.strip() and v.strip() != "none"]
-    if no_library:
-        chosen = [{"library": "no-library", "potential": "potential-no-library"}.get(v, v) for v in (chosen or ["library"])]
-    if shaping == "potential":
-        chosen = (chosen or ["no-library" if no_library else "library"]) + ["potential-no-library" if no_library else "potential"]
+    from autoreward.bench.quality import choose_variants
+
     options = {"model": model, "tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
-               "variants": list(dict.fromkeys(chosen)) if chosen is not None else None, "config": bench_config}
+               "variants": choose_variants(variants, no_library, shaping), "config": bench_config}
     fn = suite_fn(suite)
     given = {k: v for k, v in options.items() if v is not None}
     takes_options = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())

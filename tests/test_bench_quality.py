@@ -123,3 +123,17 @@ def test_every_task_names_a_card_preset_and_reward_files_that_exist() -> None:
     assert sum("potential" in t["variants"] for t in tasks) >= 2
     quick = plan(load_config("quality-quick"), "quality-quick", None, None)
     assert len(quick) == 3
+
+
+def test_bench_flags_choose_the_variants() -> None:
+    from autoreward.bench.quality import choose_variants
+    from autoreward.errors import ConfigError
+
+    assert choose_variants(None) is None  # the suite's own
+    assert choose_variants("none") == []
+    assert choose_variants(None, no_library=True) == ["no-library"]
+    assert choose_variants("library,potential", no_library=True) == ["no-library", "potential-no-library"]
+    assert choose_variants(None, shaping="potential") == ["library", "potential"]
+    assert choose_variants("library,no-library", shaping="potential") == ["library", "no-library", "potential"]
+    with pytest.raises(ConfigError, match="choose reward or potential"):
+        choose_variants(None, shaping="phi")

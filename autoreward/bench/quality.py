@@ -105,6 +105,20 @@ def plan(data: dict[str, Any], suite: str, tasks: list[str] | None, variants: li
     return out
 
 
+def choose_variants(variants: str | None, no_library: bool = False, shaping: str | None = None) -> list[str] | None:
+    """The variants that ``bench``'s flags ask for; None: the suite's own. ``--variants a,b``
+    (``none``: experts and baselines only); ``--no-library`` turns each into its no-library
+    form; ``--shaping potential`` adds the potential variant beside the normal mode."""
+    if shaping not in (None, "reward", "potential"):
+        raise ConfigError(f"--shaping {shaping!r}: choose reward or potential")
+    chosen = None if variants is None else [v.strip() for v in variants.split(",") if v.strip() and v.strip() != "none"]
+    if no_library:
+        chosen = [{"library": "no-library", "potential": "potential-no-library"}.get(v, v) for v in (chosen or ["library"])]
+    if shaping == "potential":
+        chosen = (chosen or ["no-library" if no_library else "library"]) + ["potential-no-library" if no_library else "potential"]
+    return None if chosen is None else list(dict.fromkeys(chosen))
+
+
 def _example(rel: str) -> Path:
     from autoreward.library import shipped_dir
 
