@@ -258,7 +258,7 @@ class _TrainingProgress:
 
 @app.command()
 def bench(
-    suite: str = typer.Option("quick", "--suite", help="quick, crafter, fitness, metaworld, quality or quality-quick."),
+    suite: str = typer.Option("quick", "--suite", help="quick, crafter, fitness, metaworld, search, quality or quality-quick."),
     out: Path = typer.Option(Path("bench.json"), "--out", help="Where to write the JSON results."),
     model: Optional[str] = typer.Option(None, "--model", help="quality suites: the model the loop uses (default: the embedded one)."),
     tasks: Optional[str] = typer.Option(None, "--tasks", help="quality suites: comma-separated task names (autoreward/bench/quality.yaml)."),

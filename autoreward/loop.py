@@ -81,7 +81,7 @@ class RunConfig(BaseModel):
     env_kwargs: dict[str, Any] = Field(default_factory=dict, description="Env constructor arguments over the preset's.")
     device: str = "auto"
     n_envs: int = Field(0, ge=0, description="Envs each candidate trains on at once (0: the card's n_envs; the card's vec_env says dummy or subproc).")
-    trainer: Literal["sb3", "sbx"] = Field("sb3", description="sb3 (PyTorch) or sbx (SB3's JAX port: about 2x faster SAC on a CPU; pip install 'autoreward[sbx]').")
+    trainer: Literal["sb3", "sbx"] = Field("sb3", description="sb3 (PyTorch) or sbx (SB3's JAX port: 1.3-2.2x faster SAC, slower PPO on a CPU; pip install 'autoreward[sbx]').")
     workers: int = Field(0, description="Candidates trained at once (0: one per core); each is its own sandboxed process.")
     executor: Literal["local", "ray"] = Field("local", description="Where candidates train: local (a pool of --workers) or ray (Ray tasks; pip install 'autoreward[ray]').")
     ray_address: str = Field("", description="Ray cluster to use (e.g. 10.0.0.1:6379 or auto); empty: a new local Ray instance.")
