@@ -235,3 +235,43 @@ def test_a_user_card_with_a_template_beside_it_is_readable(tmp_path):
     src = "def compute_reward(prev, action, state, memory):\n    return state.angular_velocity, {}\n"
     v = check_program(RewardProgram(src), card, "spin", tmp_path / "job", rec)
     assert v.check("dry_run") is not None and v.check("dry_run").passed, v.message
+
+
+def test_a_worker_dies_with_its_parent(tmp_path):
+    """kill -9 of the process that started a worker must not leave the worker running: it sits in
+    its own session, so a signal to the parent's group never reached it (PR_SET_PDEATHSIG does)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    job_dir = tmp_path / "job"
+    parent = textwrap.dedent(f'''
+        from pathlib import Path
+        from autoreward.sandbox import Limits, run_job
+        from autoreward.sandbox import testing
+        src = "import os, time\\ndef probe():\\n    open('pid', 'w').write(str(os.getpid()))\\n    time.sleep(120)\\n"
+        run_job("test:unchecked", {{"source": src}}, Path({str(job_dir)!r}), Limits(wall_seconds=300, cpu_seconds=60, memory_mb=1024, call_seconds=5))
+    ''')
+    proc = subprocess.Popen([sys.executable, "-c", parent])
+    pid_file = job_dir / "pid"
+    deadline = time.monotonic() + 120
+    while not pid_file.exists() or not pid_file.read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, "the worker never started"
+        time.sleep(0.2)
+    worker = int(pid_file.read_text())
+    os.kill(worker, 0)  # alive
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        if Path(f"/proc/{worker}/stat").exists() and Path(f"/proc/{worker}/stat").read_text().split()[2] == "Z":
+            return  # dead, waiting to be reaped by init
+        time.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError("the sandbox worker outlived its parent's kill -9")

@@ -45,6 +45,26 @@ def emit(event: str, **data: Any) -> None:
     _events.flush()
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to SIGKILL this worker when the process that started it dies.
+
+    The worker runs in its own session (so the watchdog can kill its whole group), which also
+    puts it out of reach of a kill -9 or a terminal hang-up aimed at the parent's group: without
+    this an orphaned worker trained on until its own CPU limit. Linux only (prctl
+    PR_SET_PDEATHSIG); elsewhere the parent's watchdog and the job's limits still apply."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)
+
+
 def apply_limits(limits: dict[str, Any]) -> None:
     """Set CPU, memory, file-size and core limits on this process."""
     cpu = int(limits["cpu_seconds"])

@@ -171,6 +171,7 @@ def run_job(
         "require_confinement": os.environ.get(REQUIRE_ENV) == "1",
         "confinement_off": [m.strip() for m in os.environ.get(OFF_ENV, "").split(",") if m.strip()],
         "testing": os.environ.get(TESTING_ENV) == "1",
+        "parent_pid": os.getpid(),  # the worker dies with this process (child.die_with_parent)
     }
     job_path.write_text(json.dumps(job, indent=1))
     log_path = workdir / "worker.log"

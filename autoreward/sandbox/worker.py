@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from autoreward.rundir import write_json
-from autoreward.sandbox.child import apply_limits, claim_stdout, open_heartbeat, short_traceback
+from autoreward.sandbox.child import apply_limits, claim_stdout, die_with_parent, open_heartbeat, short_traceback
 from autoreward.sandbox.confine import confine, missing
 from autoreward.sandbox.registry import job, lookup
 
@@ -65,6 +65,8 @@ def main(argv: list[str]) -> int:
     job_path = Path(argv[1])
     spec = json.loads(job_path.read_text())
     result_path = Path(spec["result_path"])
+    if spec.get("parent_pid"):
+        die_with_parent(int(spec["parent_pid"]))
     claim_stdout()
     apply_limits(spec["limits"])
     confinement = confine(str(job_path.parent), spec.get("read_paths", []), spec.get("confinement_off", []))
