@@ -295,6 +295,58 @@ def measures_by_relevance(task: str, measures: dict[str, Any]) -> dict[str, Any]
     return {names[i]: measures[names[i]] for i in rank(task, docs)}
 
 
+#: words (stemmed, as textrank.tokens gives them) that name opposite directions; a card's measures
+#: come in such pairs (forward_speed / backward_speed, turn_rate_left / turn_rate_right)
+OPPOSITES: tuple[tuple[str, str], ...] = (("forward", "backward"), ("left", "right"), ("up", "down"), ("clockwis", "counterclockwis"))
+
+
+def direction_conflict(task: str, expr: str, measures: dict[str, Any]) -> str | None:
+    """Why ``expr`` points the opposite way from the task, or None.
+
+    The embedded model proposed ``forward_speed`` for "swim backwards" with ``backward_speed``
+    listed first (4 of 12 of its proposals pointed the wrong way). The sandbox check cannot see
+    it (the numbers are fine), so this reads the words: a measure used with a plus sign whose
+    name says one direction, while the task says only the opposite one and the card has the
+    opposite measure. A measure negated (``-forward_speed``, ``x - forward_speed``) is left alone."""
+    import ast
+
+    from autoreward.textrank import tokens
+
+    try:
+        tree = ast.parse(expr, mode="eval")
+    except SyntaxError:
+        return None
+    said = set(tokens(task))
+    signs: dict[str, set[int]] = {}
+
+    def walk(node: ast.AST, sign: int) -> None:
+        if isinstance(node, ast.Name):
+            signs.setdefault(node.id, set()).add(sign)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            walk(node.operand, -sign)
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub):
+            walk(node.left, sign)
+            walk(node.right, -sign)
+        else:
+            for child in ast.iter_child_nodes(node):
+                walk(child, sign)
+
+    walk(tree.body, 1)
+    for name, used in signs.items():
+        if name not in measures or used != {1}:
+            continue
+        words = tokens(name)
+        for a, b in OPPOSITES:
+            for mine, other in ((a, b), (b, a)):
+                if mine in words and other in said and mine not in said:
+                    opposite = "_".join(other if w == mine else w for w in name.split("_"))
+                    twin = next((n for n in measures if tokens(n) == tokens(opposite)), None)
+                    if twin:
+                        return (f"the task asks for {other!r} but the fitness uses {name}, which rises when it goes {mine!r}; "
+                                f"use {twin} instead")
+    return None
+
+
 def propose_fitness(
     complete: Callable[..., list[Any]],
     env_text: str,
@@ -331,6 +383,12 @@ def propose_fitness(
             template, var = "fitness_proposal.j2", {**base, "feedback": f"{feedback} Your previous answer was rejected: {error}.".strip()}
             continue
         expr, success, description = parsed
+        conflict = direction_conflict(task, expr, measures)
+        if conflict:
+            attempts.append({"answer": out.text, "fitness": expr, "success": success, "error": conflict})
+            template, temperature = "fitness_repair.j2", 0.2
+            var = {**base, "expr": expr, "threshold": success, "error": conflict, "episodes": ""}
+            continue
         result = check(expr, success)
         attempts.append({"answer": out.text, "fitness": expr, "success": success, "error": "" if result.passed else result.message})
         if result.passed:

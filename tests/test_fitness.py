@@ -191,7 +191,7 @@ def test_a_broken_user_fitness_or_edited_fitness_json_is_a_one_line_error(tmp_pa
     assert not (run / "iter0").exists()  # nothing designed for a fitness that cannot judge it
 
     r = _cli("run", "run backwards", "--env", "HalfCheetah-v5", "--model", model, "--iterations", "1", "--samples", "1",
-             *FAST, "--max-wall", "0.001", "--out", "runs2", cwd=tmp_path)
+             *FAST, "--max-env-steps", "1", "--no-report", "--out", "runs2", cwd=tmp_path)  # stops before any training
     run = next((tmp_path / "runs2").iterdir())
     f = json.loads((run / "fitness.json").read_text())
     f["fitness"] = "ep.last.speed"  # a person edits it badly, then resumes
@@ -245,3 +245,29 @@ def test_measures_are_shown_most_relevant_first() -> None:
     assert "For example: FITNESS: backward_speed" in prompt
     ant = list(measures_by_relevance("walk towards the left, along +y", load_card("Ant-v5").measures))
     assert ant[0] == "left_speed"
+
+
+def test_a_fitness_pointing_the_opposite_way_goes_back_to_its_proposer(cheetah, episodes, tmp_path):
+    """The embedded model proposed forward_speed for "swim backwards" (its numbers pass the sandbox
+    check); the words say the opposite, so the proposal goes back with a message naming the twin."""
+    from autoreward.designer import direction_conflict
+    from autoreward.llm import get_client
+
+    m = cheetah.measures
+    assert "use backward_speed" in direction_conflict("run backwards fast", "forward_speed * upright_fraction", m)
+    assert direction_conflict("run backwards fast", "-forward_speed", m) is None  # negated: points backward
+    assert direction_conflict("run backwards fast", "upright_fraction - forward_speed", m) is None
+    assert direction_conflict("run forward", "forward_speed", m) is None
+    assert direction_conflict("run forward then backward", "forward_speed", m) is None  # both said: not ours to judge
+
+    script = tmp_path / "s.yaml"
+    script.write_text(yaml.safe_dump([
+        {"match": "It was rejected before it was tried", "response": FIXED},
+        {"match": "Propose how to measure success", "response": "FITNESS: forward_speed\nTHRESHOLD: 2\nDESCRIPTION: speed."},
+    ]))
+    client = get_client(f"scripted:{script}", log_dir=tmp_path, use_cache=False)
+    tried: list[str] = []
+    prop = propose_fitness(client.complete, "ENV", "run backwards", m,
+                           lambda e, s: tried.append(e) or check(cheetah, episodes, e, s), seed=0)
+    assert prop.expr == "backward_speed" and tried == ["backward_speed"]  # the wrong way never reached the sandbox
+    assert "the task asks for 'backward' but the fitness uses forward_speed" in prop.attempts[0]["error"]
