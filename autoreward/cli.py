@@ -339,7 +339,7 @@ def run(
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of run options (keys as in `autoreward.synthesize`); flags override it."),
     library: Optional[Path] = typer.Option(None, "--library", help="Reward library folder (default: AUTOREWARD_LIBRARY, else the user data dir)."),
     no_library: bool = typer.Option(False, "--no-library", help="Neither show library examples to the designer nor add this run's best."),
-    no_report: bool = typer.Option(False, "--no-report", help="Do not write report.html (plots, code, videos) at the end."),
+    no_report: bool = typer.Option(False, "--no-report", envvar="AUTOREWARD_NO_REPORT", help="Do not write report.html (plots, code, videos) at the end."),
     tensorboard: bool = TensorboardOpt,
 ) -> None:
     """Design, check, train and refine reward programs for TASK on ENV."""

@@ -12,6 +12,7 @@ without retraining finished candidates.
 
 from __future__ import annotations
 
+import os
 import textwrap
 import time
 from concurrent.futures import as_completed
@@ -92,7 +93,8 @@ class RunConfig(BaseModel):
     )
     halving_rungs: list[float] = Field(default_factory=lambda: [0.25, 0.5, 1.0], description="Rung budgets as fractions of --steps, ascending, ending at 1.0.")
     halving_keep: float = Field(0.5, gt=0.0, lt=1.0, description="Fraction of the ranked candidates that continues to the next rung.")
-    report: bool = Field(True, description="Write report.html (plots, code, videos) into the run directory at the end.")
+    report: bool = Field(default_factory=lambda: os.environ.get("AUTOREWARD_NO_REPORT", "").lower() not in ("1", "true", "yes"),
+                         description="Write report.html (plots, code, videos) into the run directory at the end (default on; AUTOREWARD_NO_REPORT=1 turns the default off, e.g. in CI).")
     tensorboard: bool = Field(False, description="SB3 TensorBoard logs per candidate, in <candidate>/tensorboard (needs autoreward[tb]).")
     library: bool = Field(True, description="Use the reward library: its most relevant verified rewards go into the designer's first prompt, and this run's best is added to it at the end (--no-library: neither).")
     library_dir: str | None = Field(None, description="Library folder; default AUTOREWARD_LIBRARY, else the user data dir.")

@@ -35,3 +35,11 @@ def library_dir(tmp_path_factory, monkeypatch) -> Path:
     path = tmp_path_factory.mktemp("library")
     monkeypatch.setenv("AUTOREWARD_LIBRARY", str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def no_report_by_default(monkeypatch) -> None:
+    """A run's end-of-run report films every trained candidate (about 25 s each): tests that are
+    not about the report skip it (AUTOREWARD_NO_REPORT, inherited by CLI subprocesses); the report
+    tests run without it (tests/test_report.py)."""
+    monkeypatch.setenv("AUTOREWARD_NO_REPORT", "1")

@@ -28,7 +28,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autoreward.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=900)
+    env = {k: v for k, v in os.environ.items() if k != "AUTOREWARD_NO_REPORT"}  # conftest turns the default off elsewhere
+    return subprocess.run([sys.executable, "-m", "autoreward.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=900, env=env)
 
 
 # ---------------------------------------------------------------------------------------------
