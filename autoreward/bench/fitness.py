@@ -20,12 +20,13 @@ is judged by hand from the saved expressions; the judgement is kept beside the r
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
+from autoreward.bench import llm_workspace, picked
 
 #: (env id, task text): free-form tasks over >= 5 cards, none of them a preset's description
 TASKS: list[tuple[str, str]] = [
@@ -53,16 +54,11 @@ def run(console: Console) -> dict[str, Any]:
     from autoreward.critic.fitness import check_fitness_expr
     from autoreward.designer import propose_fitness
     from autoreward.errors import ConfigError
-    from autoreward.llm import get_client
 
-    model = os.environ.get("AUTOREWARD_BENCH_MODEL") or None
-    picked = os.environ.get("AUTOREWARD_BENCH_FITNESS_TASKS", "")
-    tasks = [TASKS[int(i)] for i in picked.split(",") if i.strip()] if picked else TASKS
+    tasks = picked(TASKS, "AUTOREWARD_BENCH_FITNESS_TASKS")
     rows: list[dict[str, Any]] = []
     t_start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="autoreward-bench-fitness-") as tmp:
-        root = Path(tmp)
-        client = get_client(model, log_dir=root)
+    with llm_workspace("fitness") as (root, client):
         for i, (env_id, task) in enumerate(tasks):
             card = load_card(env_id)
             rec = record_rollouts(card, root / "recordings" / f"{env_id}.npz")
@@ -87,7 +83,7 @@ def run(console: Console) -> dict[str, Any]:
                 row.update(env=env_id, task=task, mode=mode, seconds=round(time.perf_counter() - t0, 1), tokens=_tokens(root) - tokens0)
                 rows.append(row)
                 console.print(f"[{i + 1}/{len(tasks)}] {env_id} {mode}: " + (f"{row['fitness']}  >= {row['success']}" if row["valid"] else f"INVALID: {row['error'][:160]}"), highlight=False, markup=False)
-    out: dict[str, Any] = {"suite": "fitness", "model": model or "local", "tasks": len(tasks), "rows": rows}
+    out: dict[str, Any] = {"suite": "fitness", "model": os.environ.get("AUTOREWARD_BENCH_MODEL") or "local", "tasks": len(tasks), "rows": rows}
     for mode in ("baseline", "pipeline"):
         mine = [r for r in rows if r["mode"] == mode]
         out[f"{mode}_valid_rate"] = round(sum(r["valid"] for r in mine) / max(len(mine), 1), 3)

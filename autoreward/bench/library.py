@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import os
 import statistics
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
+from autoreward.bench import llm_workspace, picked
 
 #: (env id, preset): tasks whose own expert is in the library, so leave-one-out matters
 TASKS: list[tuple[str, str]] = [
@@ -41,18 +41,13 @@ def run(console: Console) -> dict[str, Any]:
     from autoreward.critic import check_program, record_rollouts
     from autoreward.designer import Designer, default_example
     from autoreward.library import Exclude, Library
-    from autoreward.llm import get_client
     from autoreward.program import RewardProgram
 
-    model = os.environ.get("AUTOREWARD_BENCH_MODEL") or None
     samples = int(os.environ.get("AUTOREWARD_BENCH_LIBRARY_SAMPLES", "3"))
-    picked = os.environ.get("AUTOREWARD_BENCH_LIBRARY_TASKS", "")
-    tasks = [TASKS[int(i)] for i in picked.split(",") if i.strip()] if picked else TASKS
+    tasks = picked(TASKS, "AUTOREWARD_BENCH_LIBRARY_TASKS")
     rows: list[dict[str, Any]] = []
     t_start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="autoreward-bench-library-") as tmp:
-        root = Path(tmp)
-        client = get_client(model, log_dir=root)
+    with llm_workspace("library") as (root, client):
         lib = Library(root / "library")  # the shipped rewards only: no user's runs in the measurement
         for i, (env_id, preset) in enumerate(tasks):
             card = load_card(env_id)
@@ -85,7 +80,7 @@ def run(console: Console) -> dict[str, Any]:
                     verdict = "accepted" if row["accepted"] else f"rejected ({row['kind']})"
                     probe_txt = "" if row["spearman"] is None else f", probe spearman {row['spearman']:.2f}"
                     console.print(f"[{i + 1}/{len(tasks)}] {env_id} {preset} {mode} s{d.index}: {verdict}{probe_txt}", highlight=False, markup=False)
-    out: dict[str, Any] = {"suite": "library", "model": model or "local", "tasks": len(tasks), "samples_per_task": samples}
+    out: dict[str, Any] = {"suite": "library", "model": os.environ.get("AUTOREWARD_BENCH_MODEL") or "local", "tasks": len(tasks), "samples_per_task": samples}
     for mode in MODES:
         mine = [r for r in rows if r["mode"] == mode]
         rhos = [r["spearman"] for r in mine if r["spearman"] is not None]
