@@ -173,3 +173,24 @@ def test_run_open_the_drawer_end_to_end(tmp_path):
     assert env["n_episodes"] == 2 and {"success_rate", "grasp_rate", "lift_rate", "mean_steps_to_success"} <= set(env)
     assert env["lift_rate"] == 0.0 and "grasped in" in env["text"]
     assert (run / "result.json").is_file()
+
+
+@pytest.mark.slow
+def test_the_report_films_the_arm(tmp_path):
+    """Issue 14 part 4: a Meta-World candidate's report video shows the (red) Sawyer arm, rendered
+    offscreen by the sandboxed replay (MUJOCO_GL=osmesa on a machine without a GPU)."""
+    import imageio.v3 as iio
+
+    example = Path(__file__).parents[1] / "examples" / "metaworld" / "reach_reward.py"
+    r = subprocess.run([sys.executable, "-m", "autoreward.cli", "eval", str(example), "--env", "MetaWorld-reach-v3", "--task", "reach",
+                        "--steps", "300", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "learning_starts=100",
+                        "--out", "runs"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert r.returncode in (0, 1), r.stdout + r.stderr  # trained (1: not solved is fine here)
+    run = next((tmp_path / "runs").iterdir())
+    r = subprocess.run([sys.executable, "-m", "autoreward.cli", "report", str(run), "--video-seconds", "2"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    frame = iio.imread(run / "candidate" / "video" / "best.mp4", index=10).astype(int)
+    red = (frame[..., 0] > 120) & (frame[..., 0] > frame[..., 1] + 60) & (frame[..., 0] > frame[..., 2] + 60)
+    assert red.mean() > 0.02, f"no arm in the frame: {red.mean():.4f} of its pixels are the arm's red"
+    assert (run / "report.html").read_text().count("best.mp4") >= 1
