@@ -80,6 +80,22 @@ def test_caller_time_guard_interrupts_a_python_loop():
         call(None, np.zeros(6), None, {})
 
 
+def test_caller_time_guard_works_in_a_process_started_with_sigint_ignored():
+    """`nohup autoreward run … &` starts with SIGINT ignored (inherited by the sandbox workers),
+    and the guard's interrupt_main then did nothing: the loop ran on until the parent's kill."""
+    import signal
+    import subprocess
+    import sys
+
+    source = HEAD + "    while True:\n        pass\n    return 0.0, {}\n"
+    code = ("import numpy as np\nfrom autoreward.program import RewardCaller\nfrom autoreward.sandbox.child import CallTimeout\n"
+            f"call = RewardCaller.compile({source!r}, 0.2)\n"
+            "try:\n    call(None, np.zeros(6), None, {})\nexcept CallTimeout as e:\n    print('guarded:', e)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert "guarded: a single call took longer than 0.2 s" in r.stdout, r.stdout + r.stderr
+
+
 # ---- static -------------------------------------------------------------------------------------
 
 

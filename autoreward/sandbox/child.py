@@ -141,8 +141,17 @@ _watchdog: threading.Thread | None = None
 
 
 def _start_watchdog(period: float) -> None:
-    """Start the process's one watchdog (once), checking at least every ``period`` seconds."""
+    """Start the process's one watchdog (once), checking at least every ``period`` seconds.
+
+    ``interrupt_main`` does nothing while SIGINT is ignored, and a process started in the
+    background (``nohup autoreward run … &``, a CI step) inherits SIGINT ignored down to its
+    sandbox workers: the guard then never fired and an infinite loop ran until the parent's
+    heartbeat kill. So the main thread gets Python's own SIGINT handler back here."""
     global _period, _watchdog
+    import signal
+
+    if threading.current_thread() is threading.main_thread() and not callable(signal.getsignal(signal.SIGINT)):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     _period = min(_period, period)
     if _watchdog is None:
         _watchdog = threading.Thread(target=_watch, daemon=True, name="autoreward-call-guard")
