@@ -92,10 +92,11 @@ class RunView:
     def iteration(self, i: int, total: int, samples: int) -> None:
         """A new iteration: ``samples`` candidates being designed."""
         with self._lock:
-            if self.rows and self._live is not None:
-                self.console.print(self._table())  # the finished iteration stays in the scroll-back
+            done = self._table() if self.rows and self._live is not None else None
             self.title = f"iteration {i + 1} of {total}"
             self.rows = {f"cand{j}": _Row("designing") for j in range(samples)}
+        if done is not None:  # printed outside the lock: printing redraws the live view, whose __rich__ takes it
+            self.console.print(done)  # the finished iteration stays in the scroll-back
 
     def candidate(self, name: str, state: str, detail: str = "", fitness: float | None = None) -> None:
         """``name`` (``cand1``) is now ``state``; in plain mode one line says so."""
