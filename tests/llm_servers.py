@@ -235,3 +235,29 @@ def _error_body(status: int) -> dict[str, Any]:
         "type": "error",
         "error": {"type": kind, "message": f"scripted {status}", "code": str(status)},
     }
+
+
+# ---- fixtures for the LLM client tests (imported by name into tests/test_llm.py and test_faults.py)
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Own cache dir, a cwd without .env, and no real keys or LLM settings (set-then-del so
+    pytest restores them)."""
+    monkeypatch.setenv("AUTOREWARD_CACHE_DIR", str(tmp_path / "cache"))
+    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AUTOREWARD_MODEL", "AUTOREWARD_API_BASE", "AUTOREWARD_LLM_TIMEOUT"):
+        monkeypatch.setenv(var, "x")
+        monkeypatch.delenv(var)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+@pytest.fixture
+def server():  # type: ignore[no-untyped-def]
+    """A scripted server for one test."""
+    with ScriptedLLMServer() as s:
+        yield s

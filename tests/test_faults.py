@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,29 +24,13 @@ from autoreward.llm import get_client, read_log
 from autoreward.llm.client import SpendMeter, read_exchanges
 
 try:  # `python -m pytest` puts the repo root on sys.path; plain `pytest` puts tests/
-    from tests.llm_servers import Reply, ScriptedLLMServer
+    from tests.llm_servers import Reply, ScriptedLLMServer, isolated_env, server  # noqa: F401 (fixtures)
 except ImportError:
-    from llm_servers import Reply, ScriptedLLMServer  # type: ignore[no-redef]
+    from llm_servers import Reply, ScriptedLLMServer, isolated_env, server  # type: ignore[no-redef]  # noqa: F401
 
 MESSAGES = [{"role": "user", "content": "Make the cheetah run backwards."}]
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("AUTOREWARD_CACHE_DIR", str(tmp_path / "cache"))
-    for var in ("OPENAI_API_KEY", "AUTOREWARD_MODEL", "AUTOREWARD_API_BASE", "AUTOREWARD_LLM_TIMEOUT"):
-        monkeypatch.setenv(var, "x")
-        monkeypatch.delenv(var)
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return work
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedLLMServer]:
-    with ScriptedLLMServer() as s:
-        yield s
 
 
 def client(server: ScriptedLLMServer, log_dir: Path | None = None, **kw):  # type: ignore[no-untyped-def]

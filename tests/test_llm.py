@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,9 @@ import pytest
 from autoreward.errors import LLMError
 from autoreward.llm import LOG_NAME, Completion, get_client, read_log
 try:  # `python -m pytest` puts the repo root on sys.path; plain `pytest` puts tests/
-    from tests.llm_servers import ScriptedLLMServer
+    from tests.llm_servers import ScriptedLLMServer, isolated_env, server  # noqa: F401 (fixtures)
 except ImportError:
-    from llm_servers import ScriptedLLMServer  # type: ignore[no-redef]
+    from llm_servers import ScriptedLLMServer, isolated_env, server  # type: ignore[no-redef]  # noqa: F401
 
 MESSAGES = [
     {"role": "system", "content": "You write reward functions."},
@@ -22,23 +21,6 @@ MESSAGES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Own cache dir, a cwd without .env, and no real keys (set-then-del so pytest restores)."""
-    monkeypatch.setenv("AUTOREWARD_CACHE_DIR", str(tmp_path / "cache"))
-    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AUTOREWARD_MODEL", "AUTOREWARD_API_BASE"):
-        monkeypatch.setenv(var, "x")
-        monkeypatch.delenv(var)
-    work = tmp_path / "cwd"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    return work
-
-
-@pytest.fixture
-def server() -> Iterator[ScriptedLLMServer]:
-    with ScriptedLLMServer() as s:
-        yield s
 
 
 def openai_client(server: ScriptedLLMServer, log_dir: Path | None = None, **kw):  # type: ignore[no-untyped-def]
