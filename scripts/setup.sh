@@ -3,7 +3,7 @@
 # Idempotent: a second run only installs what changed.
 #   AUTOREWARD_TORCH   the torch requirement to install first (default: the CPU build
 #                      torch==2.13.0; GPU users set e.g. AUTOREWARD_TORCH="torch==2.14.1")
-#   AUTOREWARD_EXTRAS  extras to install (default: local,test)
+#   AUTOREWARD_EXTRAS  extras to install (default: local,test,ray,sbx,tb)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # System packages for the report: libosmesa6 renders MuJoCo offscreen without a GPU (MUJOCO_GL=osmesa),
@@ -30,6 +30,6 @@ if .venv/bin/python -m pip show -q mujoco-core >/dev/null 2>&1; then
 fi
 # llama-cpp-python builds from source; the native build segfaulted in decode on these CPUs.
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX512=OFF}"
-# ray and sbx: the Ray executor and the SBX trainer, so their tests run too (AUTOREWARD_EXTRAS=local,test skips them)
-.venv/bin/python -m pip install -q -e ".[${AUTOREWARD_EXTRAS:-local,test,ray,sbx}]"
+# ray, sbx and tb: the Ray executor, the SBX trainer and --tensorboard, so their tests run too (AUTOREWARD_EXTRAS=local,test skips them)
+.venv/bin/python -m pip install -q -e ".[${AUTOREWARD_EXTRAS:-local,test,ray,sbx,tb}]"
 echo "autoreward installed: $(.venv/bin/autoreward --help >/dev/null && echo .venv/bin/autoreward)"

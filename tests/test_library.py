@@ -204,8 +204,11 @@ def test_a_run_shows_the_library_to_the_designer_and_adds_its_best(tmp_path):
     from autoreward.loop import Loop
     from autoreward.rundir import Run
 
+    import datetime as dt
+
+    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()  # newer than the entry the run added today, whatever today is
     lib.add(Entry(id="0" * 8, env="HalfCheetah-v5", preset="run_backwards", task="run backwards", code=MARKED + "\n# newer\n",
-                  fitness=Fitness(name="run_backwards", value=2.0), source="file:newer.py", date="2026-11-23"))
+                  fitness=Fitness(name="run_backwards", value=2.0), source="file:newer.py", date=tomorrow))
     assert lib.relevant("HalfCheetah-v5", "run backwards", k=2, preset="run_backwards")[0].id == "0" * 8
     loop = Loop(run, saved_config(Run.load(run)))
     assert [e["id"] for e in loop.library_examples()] == [e["id"] for e in snap["examples"]]
