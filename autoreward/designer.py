@@ -15,6 +15,7 @@ from typing import Any, Callable
 from autoreward.errors import ConfigError
 from autoreward.program import FUNCTION_NAME, POTENTIAL_FUNCTION, SIGNATURES, RewardProgram
 from autoreward.prompts_io import render
+from autoreward.textrank import tokens
 
 FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 
@@ -300,23 +301,13 @@ def measures_by_relevance(task: str, measures: dict[str, Any]) -> dict[str, Any]
 OPPOSITES: tuple[tuple[str, str], ...] = (("forward", "backward"), ("left", "right"), ("up", "down"), ("clockwis", "counterclockwis"))
 
 
-def direction_conflict(task: str, expr: str, measures: dict[str, Any]) -> str | None:
-    """Why ``expr`` points the opposite way from the task, or None.
-
-    The embedded model proposed ``forward_speed`` for "swim backwards" with ``backward_speed``
-    listed first (4 of 12 of its proposals pointed the wrong way). The sandbox check cannot see
-    it (the numbers are fine), so this reads the words: a measure used with a plus sign whose
-    name says one direction, while the task says only the opposite one and the card has the
-    opposite measure. A measure negated (``-forward_speed``, ``x - forward_speed``) is left alone."""
-    import ast
-
-    from autoreward.textrank import tokens
-
+def _signs(expr: str) -> dict[str, set[int]]:
+    """The signs (+1, -1) with which each plain name enters ``expr``: ``a - b`` and ``-b`` flip
+    ``b``; products and calls keep the sign they sit under. Empty when it does not parse."""
     try:
         tree = ast.parse(expr, mode="eval")
     except SyntaxError:
-        return None
-    said = set(tokens(task))
+        return {}
     signs: dict[str, set[int]] = {}
 
     def walk(node: ast.AST, sign: int) -> None:
@@ -332,6 +323,41 @@ def direction_conflict(task: str, expr: str, measures: dict[str, Any]) -> str | 
                 walk(child, sign)
 
     walk(tree.body, 1)
+    return signs
+
+
+#: stems of measure names that count staying up (alive_fraction, survived, upright_fraction)
+STAYING_MEASURES = frozenset({"aliv", "surviv", "upright"})
+#: how a task asks to stay up: these words, or a negated fall ("without falling", "never flips over")
+STAYING_WORDS = frozenset({"upright", "stay", "surviv", "aliv", "balanc", "stand", "steadi"})
+_NO_FALL = re.compile(r"\b(without|never|not|no|don'?t|avoid\w*)\s+(\w+\s+)?(fall|flip|tip|toppl)", re.I)
+
+
+def asks_to_stay_up(task: str) -> bool:
+    """Whether the task asks to stay up ("while staying upright", "without falling")."""
+    return bool(set(tokens(task)) & STAYING_WORDS or _NO_FALL.search(task))
+
+
+def staying_measure(measures: dict[str, Any]) -> str | None:
+    """The card's measure of staying up the prompt's worked example multiplies by (alive first)."""
+    named = [n for n in measures if STAYING_MEASURES & set(tokens(n))]
+    return next((n for n in named if "aliv" in tokens(n)), named[0] if named else None)
+
+
+def direction_conflict(task: str, expr: str, measures: dict[str, Any]) -> str | None:
+    """Why ``expr`` points the opposite way from the task, or None.
+
+    The embedded model proposed ``forward_speed`` for "swim backwards" with ``backward_speed``
+    listed first (4 of 12 of its proposals pointed the wrong way). The sandbox check cannot see
+    it (the numbers are fine), so this reads the words: a measure used with a plus sign whose
+    name says one direction, while the task says only the opposite one and the card has the
+    opposite measure. A measure negated (``-forward_speed``, ``x - forward_speed``) is left alone.
+
+    Likewise for staying up: for "hop backwards while staying upright" it proposed
+    ``upright_fraction + backward_speed - alive_fraction``, which scores falling early higher;
+    a staying measure only ever subtracted, in a task that asks to stay up, is a conflict."""
+    said = set(tokens(task))
+    signs = _signs(expr)
     for name, used in signs.items():
         if name not in measures or used != {1}:
             continue
@@ -344,6 +370,11 @@ def direction_conflict(task: str, expr: str, measures: dict[str, Any]) -> str | 
                     if twin:
                         return (f"the task asks for {other!r} but the fitness uses {name}, which rises when it goes {mine!r}; "
                                 f"use {twin} instead")
+    if asks_to_stay_up(task):
+        for name, used in signs.items():
+            if name in measures and used == {-1} and STAYING_MEASURES & set(tokens(name)):
+                return (f"the task asks to stay up but the fitness subtracts {name}, so falling early scores higher; "
+                        f"multiply the main measure by {name} instead (e.g. <main measure> * {name})")
     return None
 
 
@@ -361,7 +392,10 @@ def propose_fitness(
     sandboxed fitness check) and send each failure back with its exact message, up to
     ``max_repairs`` times. Raises ConfigError when no proposal passes; never involves the
     reward designer."""
-    base = {"env_text": env_text, "task": task, "measures": measures_by_relevance(task, measures)}
+    ranked = measures_by_relevance(task, measures)
+    staying = staying_measure(measures) if asks_to_stay_up(task) else None
+    main = next((n for n in ranked if n != staying and not STAYING_MEASURES & set(tokens(n))), None)
+    base = {"env_text": env_text, "task": task, "measures": ranked, "compose": (main, staying) if main and staying else None}
     template, var, temperature = "fitness_proposal.j2", {**base, "feedback": feedback}, 0.2
     attempts: list[dict[str, Any]] = []
     for attempt in range(max_repairs + 1):

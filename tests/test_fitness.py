@@ -59,6 +59,17 @@ def test_a_broken_fitness_fails_with_a_message_for_its_proposer(cheetah, episode
     assert not r.passed and r.kind == kind and words in r.message, r.message
 
 
+def test_a_threshold_half_the_untrained_rollouts_reach_goes_back(cheetah, episodes):
+    """A Hopper proposal's threshold sat below the recorded rollouts' mean, so the run stopped as
+    "solved" with a policy worse than untrained: a threshold that half the rollouts reach needs no learning."""
+    values = np.sort([check(cheetah, [e], "backward_speed", 1e-9).details["values"]["min"] for e in episodes])
+    below_median = float(values[len(values) // 2]) - 1e-6
+    r = check(cheetah, episodes, "backward_speed", below_median)
+    assert not r.passed and r.kind == "fitness_threshold" and "a threshold must need learning" in r.message, r.message
+    assert f"of the {len(episodes)} recorded rollouts" in r.message
+    assert check(cheetah, episodes, "backward_speed", float(values[-1])).passed  # only the best reaches it: fine
+
+
 def test_measures_compose_by_name_and_only_used_ones_run(cheetah, episodes):
     ep = episodes[0]
     f = compile_fitness("backward_speed * 2 + upright_fraction", cheetah.measure_exprs)
@@ -245,6 +256,44 @@ def test_measures_are_shown_most_relevant_first() -> None:
     assert "For example: FITNESS: backward_speed" in prompt
     ant = list(measures_by_relevance("walk towards the left, along +y", load_card("Ant-v5").measures))
     assert ant[0] == "left_speed"
+
+
+def test_a_task_that_asks_to_stay_up_gets_a_product_example_and_a_subtracted_staying_measure_goes_back() -> None:
+    """For "hop backwards while staying upright" the embedded model proposed
+    ``upright_fraction + backward_speed - alive_fraction``: falling early scored higher, and the
+    run stopped "solved" with a policy worse than untrained. The prompt now shows the product and
+    the words check catches the subtraction."""
+    from autoreward.cards.loading import load_card
+    from autoreward.designer import asks_to_stay_up, direction_conflict, staying_measure
+
+    hopper = load_card("Hopper-v5").measures
+    task = "hop backwards while staying upright"
+    assert "subtracts alive_fraction" in direction_conflict(task, "upright_fraction + backward_speed - alive_fraction", hopper)
+    assert "subtracts alive_fraction" in direction_conflict("hop forward without ever falling", "forward_speed * (2 - 1 - alive_fraction)", hopper)
+    assert "subtracts upright_fraction" in direction_conflict("run backwards, never flip over", "backward_speed - upright_fraction",
+                                                              load_card("HalfCheetah-v5").measures)
+    assert direction_conflict(task, "backward_speed * alive_fraction", hopper) is None
+    assert direction_conflict("fall over as fast as you can", "1 - alive_fraction", hopper) is None  # falling is the task
+    assert direction_conflict("hop forward", "forward_speed - alive_fraction", hopper) is None  # staying not asked
+    assert asks_to_stay_up(task) and not asks_to_stay_up("hop backwards") and staying_measure(hopper) == "alive_fraction"
+
+    prompts: list[str] = []
+
+    class Out:
+        text = "FITNESS: backward_speed * alive_fraction\nTHRESHOLD: 1.0\nDESCRIPTION: m/s while up"
+
+    def complete(msgs, **_):
+        prompts.append(msgs[0]["content"])
+        return [Out()]
+
+    from autoreward.critic.verdict import CheckResult
+
+    passed = lambda expr, success: CheckResult("fitness", True, "")  # noqa: E731 - only the prompts are under test here
+    propose_fitness(complete, "", task, hopper, passed, seed=0)
+    assert "FITNESS: backward_speed * alive_fraction" in prompts[0] and "Never subtract alive_fraction" in prompts[0]
+    prompts.clear()
+    propose_fitness(complete, "", "hop backwards", hopper, passed, seed=0)
+    assert "For example: FITNESS: backward_speed" in prompts[0] and "Never subtract" not in prompts[0]
 
 
 def test_a_fitness_pointing_the_opposite_way_goes_back_to_its_proposer(cheetah, episodes, tmp_path):

@@ -2,8 +2,9 @@
 designed it runs in the sandbox on the recorded rollouts.
 
 It must give one finite number per episode, differ across the diverse rollouts (else it cannot
-tell better behaviour from worse), and have a success threshold that the open-loop rollouts do
-not already reach but that is not absurdly far above them. A failure's message goes back to the
+tell better behaviour from worse), and have a success threshold that most open-loop rollouts do
+not already reach (half of them reaching it means no learning is needed) but that is not absurdly
+far above them. A failure's message goes back to the
 fitness proposer, never to the reward designer.
 """
 
@@ -70,6 +71,14 @@ def check_fitness(fitness: Callable[[Any], Any], success: float, episodes: Seque
     if success <= lo:
         msg = (f"every recorded rollout of untrained, open-loop behaviour already reaches the threshold {success:g} "
                f"(values {lo:.4g} to {hi:.4g}); raise the threshold so that only doing the task reaches it")
+        return CheckResult("fitness", False, msg, details, kind="fitness_threshold")
+    reached = int((a >= success).sum())
+    if reached * 2 >= len(values):
+        # a Hopper proposal's threshold 0.7 sat below the rollouts' mean 1.0 (the untrained policy
+        # scored 1.41), so the run stopped as "solved" with a policy worse than untrained
+        msg = (f"{reached} of the {len(values)} recorded rollouts of untrained, open-loop behaviour already reach the threshold "
+               f"{success:g} (median {float(np.median(a)):.4g}, best {hi:.4g}); a threshold must need learning: "
+               f"raise it above what untrained behaviour does, at least above {hi:.4g}")
         return CheckResult("fitness", False, msg, details, kind="fitness_threshold")
     if success > hi + PLAUSIBLE_SPREADS * (hi - lo):
         msg = (f"the threshold {success:g} is implausibly far above the recorded rollouts' values ({lo:.4g} to {hi:.4g}); "
