@@ -88,6 +88,18 @@ def test_local_without_parts_names_the_extra(monkeypatch: pytest.MonkeyPatch) ->
     assert "autoreward[local]" in err.value.one_line()
 
 
+@pytest.mark.parametrize("value", ["two", "0", "-1", "1.5"])
+def test_a_bad_thread_count_for_the_embedded_model_is_one_line_at_construction(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python not installed (pip install 'autoreward[local]')")
+    monkeypatch.setenv("AUTOREWARD_LLM_THREADS", value)
+    with pytest.raises(LLMError) as err:
+        get_client("local")
+    assert err.value.one_line().startswith(f"AUTOREWARD_LLM_THREADS={value!r} is not a positive whole number")
+    monkeypatch.setenv("AUTOREWARD_LLM_THREADS", " 3 ")
+    assert local_mod.llm_threads() == 3
+
+
 def test_assembly_is_verified_and_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Small fake parts: a good concatenation lands under the final name, a bad one never."""
     parts = []
@@ -126,6 +138,7 @@ def _local_unavailable() -> str | None:
 def test_live_local_model_generates(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Real weights: assembled into the user's cache once (not the test's tmp dir)."""
     monkeypatch.delenv("AUTOREWARD_CACHE_DIR")
+    monkeypatch.setenv("AUTOREWARD_LLM_THREADS", "1")  # the model gets exactly the threads asked for
     client = get_client("local", tmp_path / "run", use_cache=False)
     out = client.complete(
         "Write a Python function add(a, b) that returns a + b. Only code.",
@@ -135,3 +148,4 @@ def test_live_local_model_generates(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert all(c.completion_tokens > 0 and c.prompt_tokens > 0 for c in out)
     assert any("def add" in c.text for c in out)
     assert read_log(tmp_path / "run")[0]["model"] == "local"
+    assert [llama.n_threads for key, llama in local_mod._LOADED.items() if key[2] == 1] == [1]

