@@ -12,14 +12,16 @@ the cores.
 the very function the local pool calls, so the job still runs in a sandboxed worker on
 whichever node Ray picks, with the per-candidate ``num_cpus``/``num_gpus`` Ray reserves for it.
 The job writes into its candidate folder directly, so the run directory (and the card) must be
-at the same path on every node: a shared filesystem, or one machine. Ray does the scheduling
-and the transport; there is no distribution code of our own.
+at the same path on every node: a shared filesystem, or one machine. Its progress events come
+back on a ``ray.util.queue.Queue`` for the live view. Ray does the scheduling and the transport;
+there is no distribution code of our own.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -70,13 +72,15 @@ class LocalPool:
         stop_all_jobs()
 
 
-def _ray_train(spec: dict[str, Any], out_dir: str) -> dict[str, Any]:
-    """The Ray task: the local pool's job, on whichever node Ray chose (plain data in and out)."""
+def _ray_train(spec: dict[str, Any], out_dir: str, events: Any = None) -> dict[str, Any]:
+    """The Ray task: the local pool's job, on whichever node Ray chose (plain data in and out).
+    ``events`` (a ``ray.util.queue.Queue``) carries the job's progress events back to the driver."""
     missing = [p for p in (spec["card_path"], str(Path(out_dir).parent), spec.get("continue_dir") or "") if p and not Path(p).exists()]
     if missing:  # no shared filesystem: say so instead of training into a folder nobody reads
         return asdict(JobResult(False, {}, f"{', '.join(missing)} not found on Ray node {socket.gethostname()}: "
                                            "the run directory and the card must be on a filesystem every node shares, at the same path"))
-    return asdict(train_candidate(TrainSpec(**spec), Path(out_dir)))
+    on_event = None if events is None else (lambda e: events.put_nowait((out_dir, e)))
+    return asdict(train_candidate(TrainSpec(**spec), Path(out_dir), None, on_event))
 
 
 def _reachable(address: str) -> None:
@@ -118,11 +122,46 @@ class RayPool:
         cpus = float(ray.cluster_resources().get("CPU", 1.0))
         self.workers = max(1, int(cpus // self.num_cpus) if self.num_cpus > 0 else int(cpus))
         self._task = ray.remote(_ray_train).options(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_retries=0)
+        self._events: Any = None  # a ray.util.queue.Queue, made when a job first wants its events
+        self._listeners: dict[str, OnEvent] = {}
+        self._pump: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    def _queue(self) -> Any:
+        """The queue every job's events come back on (one small actor for the pool, started on
+        first use), and the driver thread that hands each event to its job's ``on_event``."""
+        if self._events is None:
+            from ray.util.queue import Queue
+
+            self._events = Queue(actor_options={"num_cpus": 0})  # it only relays: reserves no CPU a trainer needs
+            self._pump = threading.Thread(target=self._relay, name="autoreward-ray-events", daemon=True)
+            self._pump.start()
+        return self._events
+
+    def _relay(self) -> None:
+        from ray.util.queue import Empty
+
+        while not self._closing.is_set():
+            try:
+                out_dir, event = self._events.get(timeout=0.5)
+            except Empty:
+                continue
+            except Exception:  # noqa: BLE001 - the queue's actor is gone (Ray shut down): nothing more will come
+                return
+            listener = self._listeners.get(out_dir)
+            if listener is not None:
+                try:
+                    listener(event)
+                except Exception:  # noqa: BLE001 - a broken display must not stop the others' progress
+                    pass
 
     def submit(self, spec: TrainSpec, out_dir: Path, on_event: OnEvent | None = None) -> Future[JobResult]:
-        """``on_event`` is not forwarded (progress events stay on the node); the result is."""
+        """Run the job as a Ray task; ``on_event`` gets its progress events on the driver."""
         threads = max(spec.threads, int(self.num_cpus))  # the CPUs Ray reserved are the job's to use
-        ref = self._task.remote(asdict(replace(spec, threads=threads)), str(Path(out_dir).resolve()))
+        key = str(Path(out_dir).resolve())
+        if on_event is not None:
+            self._listeners[key] = on_event
+        ref = self._task.remote(asdict(replace(spec, threads=threads)), key, self._queue() if on_event is not None else None)
         out: Future[JobResult] = Future()
 
         def _done(f: Future[Any]) -> None:
@@ -142,6 +181,11 @@ class RayPool:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._closing.set()
+        if self._pump is not None:
+            self._pump.join(timeout=5)
+        if self._events is not None:
+            self._events.shutdown()
         if self._started:
             self._ray.shutdown()
 

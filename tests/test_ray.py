@@ -53,6 +53,22 @@ def test_ray_trains_candidates_in_sandboxed_workers_into_the_run_dir(cheetah, tm
 
 
 @pytest.mark.slow
+def test_a_ray_jobs_progress_reaches_the_driver(cheetah, tmp_path, local_ray):
+    """The live view's progress bars: the sandboxed job's events come back from the Ray task."""
+    import time
+
+    events: list[dict] = []
+    with RayPool(num_cpus=1) as pool:
+        assert pool.submit(spec(cheetah, GOOD), tmp_path / "cand0", events.append).result(timeout=600).ok
+        deadline = time.monotonic() + 30  # the relay may trail the result by a moment
+        while time.monotonic() < deadline and not any(e.get("event") == "eval" and e["step"] >= 400 for e in events):
+            time.sleep(0.2)
+    assert [e for e in events if e.get("event") == "progress" and e.get("total") == 512], events
+    evals = [e["step"] for e in events if e.get("event") == "eval"]  # the learning curve's points, in order
+    assert len(evals) >= 3 and evals == sorted(evals) and evals[-1] >= 400, events
+
+
+@pytest.mark.slow
 def test_without_a_shared_filesystem_the_job_says_so(cheetah, tmp_path, local_ray):
     """A card path the node cannot see comes back as the candidate's error, naming the fix."""
     with RayPool() as pool:
