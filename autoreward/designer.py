@@ -333,6 +333,11 @@ STAYING_WORDS = frozenset({"upright", "stay", "surviv", "aliv", "balanc", "stand
 _NO_FALL = re.compile(r"\b(without|never|not|no|don'?t|avoid\w*)\s+(\w+\s+)?(fall|flip|tip|toppl)", re.I)
 
 
+#: words (stemmed) with which a task asks for more of a distance, tilt or cost (then adding a
+#: lower-is-better measure is what it wants)
+MORE_WORDS = frozenset({"far", "away", "farther", "further", "tilt", "swing", "maxim", "maximis", "increas", "damag"})
+
+
 def asks_to_stay_up(task: str) -> bool:
     """Whether the task asks to stay up ("while staying upright", "without falling")."""
     return bool(set(tokens(task)) & STAYING_WORDS or _NO_FALL.search(task))
@@ -353,6 +358,10 @@ def direction_conflict(task: str, expr: str, measures: dict[str, Any]) -> str | 
     name says one direction, while the task says only the opposite one and the card has the
     opposite measure. A measure negated (``-forward_speed``, ``x - forward_speed``) is left alone.
 
+    A measure the card marks ``lower_is_better`` (a distance, a tilt, damage) only ever added is
+    a conflict too, unless the task asks for more of it ("move far away"): the model proposed
+    ``final_distance_to_target - closeness`` for "keep the fingertip close to the target".
+
     Likewise for staying up: for "hop backwards while staying upright" it proposed
     ``upright_fraction + backward_speed - alive_fraction``, which scores falling early higher;
     a staying measure only ever subtracted, in a task that asks to stay up, is a conflict."""
@@ -370,6 +379,11 @@ def direction_conflict(task: str, expr: str, measures: dict[str, Any]) -> str | 
                     if twin:
                         return (f"the task asks for {other!r} but the fitness uses {name}, which rises when it goes {mine!r}; "
                                 f"use {twin} instead")
+    if not said & MORE_WORDS:
+        for name, used in signs.items():
+            if name in measures and used == {1} and getattr(measures[name], "lower_is_better", False):
+                return (f"the fitness adds {name}, which is lower when the task is done better ({measures[name].doc.rstrip('.')}); "
+                        f"subtract it instead (e.g. -{name})")
     if asks_to_stay_up(task):
         for name, used in signs.items():
             if name in measures and used == {-1} and STAYING_MEASURES & set(tokens(name)):

@@ -277,6 +277,16 @@ def test_a_task_that_asks_to_stay_up_gets_a_product_example_and_a_subtracted_sta
     assert direction_conflict("hop forward", "forward_speed - alive_fraction", hopper) is None  # staying not asked
     assert asks_to_stay_up(task) and not asks_to_stay_up("hop backwards") and staying_measure(hopper) == "alive_fraction"
 
+    # a measure the card marks lower_is_better (distance, tilt), only ever added, goes back too
+    reacher, pendulum = load_card("Reacher-v5").measures, load_card("InvertedPendulum-v5").measures
+    close = "keep the fingertip as close to the target as possible"
+    assert "subtract it instead (e.g. -final_distance_to_target)" in direction_conflict(close, "final_distance_to_target - closeness - mean_joint_speed", reacher)
+    assert direction_conflict(close, "closeness - 0.1 * final_distance_to_target", reacher) is None
+    assert direction_conflict("move the fingertip far away from the target", "final_distance_to_target", reacher) is None  # more is asked for
+    centre = "keep the pole balanced while keeping the cart near the centre"
+    assert "adds mean_abs_cart_position" in direction_conflict(centre, "mean_abs_cart_position + mean_abs_pole_angle + cart_travel", pendulum)
+    assert direction_conflict(centre, "balanced_fraction * (1 - mean_abs_cart_position)", pendulum) is None
+
     prompts: list[str] = []
 
     class Out:

@@ -50,6 +50,8 @@ class MeasureSpec(BaseModel):
     expr: str = Field(description="Expression over `ep` (an Episode) giving one float.")
     doc: str = Field(description="What it measures, in words the LLM reads.")
     unit: str = ""
+    lower_is_better: bool = Field(False, description="A distance, tilt or cost: a fitness that adds it (rather than subtracting it) "
+                                                     "points the wrong way unless the task asks for more of it.")
 
 
 class TaskSpec(BaseModel):
