@@ -356,7 +356,9 @@ def direction_conflict(task: str, expr: str, measures: dict[str, Any]) -> str | 
     listed first (4 of 12 of its proposals pointed the wrong way). The sandbox check cannot see
     it (the numbers are fine), so this reads the words: a measure used with a plus sign whose
     name says one direction, while the task says only the opposite one and the card has the
-    opposite measure. A measure negated (``-forward_speed``, ``x - forward_speed``) is left alone.
+    opposite measure. A measure negated (``-forward_speed``, ``x - forward_speed``) is read the other
+    way: it conflicts when the task says its direction (``mean_torso_height - forward_speed`` for
+    "run forward while keeping the torso high", proposed by the model after a repair).
 
     A measure the card marks ``lower_is_better`` (a distance, a tilt, damage) only ever added is
     a conflict too, unless the task asks for more of it ("move far away"): the model proposed
@@ -379,6 +381,14 @@ def direction_conflict(task: str, expr: str, measures: dict[str, Any]) -> str | 
                     if twin:
                         return (f"the task asks for {other!r} but the fitness uses {name}, which rises when it goes {mine!r}; "
                                 f"use {twin} instead")
+    for name, used in signs.items():
+        if name in measures and used == {-1}:
+            words = tokens(name)
+            for a, b in OPPOSITES:
+                for mine, other in ((a, b), (b, a)):
+                    if mine in words and mine in said and other not in said:
+                        return (f"the task asks for {mine!r} but the fitness subtracts {name}, so going {mine!r} lowers it; "
+                                f"add {name} instead")
     if not said & MORE_WORDS:
         for name, used in signs.items():
             if name in measures and used == {1} and getattr(measures[name], "lower_is_better", False):

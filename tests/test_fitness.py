@@ -316,6 +316,7 @@ def test_a_fitness_pointing_the_opposite_way_goes_back_to_its_proposer(cheetah, 
     assert "use backward_speed" in direction_conflict("run backwards fast", "forward_speed * upright_fraction", m)
     assert direction_conflict("run backwards fast", "-forward_speed", m) is None  # negated: points backward
     assert direction_conflict("run backwards fast", "upright_fraction - forward_speed", m) is None
+    assert "subtracts forward_speed" in direction_conflict("run forward while keeping the torso high", "mean_torso_height - forward_speed", m)
     assert direction_conflict("run forward", "forward_speed", m) is None
     assert direction_conflict("run forward then backward", "forward_speed", m) is None  # both said: not ours to judge
 
