@@ -230,3 +230,47 @@ def test_a_reward_slow_on_every_call_is_rejected_before_the_job_runs_out(episode
     result, data = dry_run(RewardCaller(slow), episodes)
     assert not result.passed and result.kind == "timeout" and "too slow" in result.message
     assert data.calls == SLOW_AFTER - 1 and _time.perf_counter() - t0 < 5
+
+
+# ---- failing pays (envs whose episodes end when the agent fails) ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def hopper_episodes(tmp_path_factory):
+    from autoreward.cards import load_card
+    from autoreward.critic import record_rollouts
+
+    card = load_card("Hopper-v5")
+    return load_recording(record_rollouts(card, tmp_path_factory.mktemp("hop") / "probe.npz"), card)
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        # the embedded model's "hop backwards" reward: a bonus at the fall (its policy fell backwards in 20 steps)
+        ("    effort = -0.05 * float(np.sum(np.square(action)))\n    total = effort\n    if not state.is_healthy:\n"
+         "        total -= 100 * state.x_velocity\n    return total, {'effort': effort}\n", "the step that ends it gets"),
+        # living costs: an effort penalty and nothing else
+        ("    effort = -0.05 * float(np.sum(np.square(action)))\n    return effort, {'effort': effort}\n", "100% of the steps before"),
+    ],
+)
+def test_a_reward_that_makes_failing_pay_is_rejected(hopper_episodes, body, words):
+    from autoreward.critic.probe import failing_pays
+
+    dry, data = dry_run(caller(body), hopper_episodes)
+    assert dry.passed
+    r = failing_pays(hopper_episodes, data)
+    assert not r.passed and r.kind == "failing_pays" and words in r.message and "failing pays" in r.message, r.message
+    assert sum(ep.terminated for ep in hopper_episodes) >= 3  # random behaviour falls: the check has material
+
+
+def test_a_reward_that_pays_for_staying_up_passes_and_an_env_without_failures_is_not_judged(hopper_episodes, episodes):
+    from autoreward.critic.probe import failing_pays
+
+    body = ("    alive = 1.0 if state.is_healthy else 0.0\n    back = -state.x_velocity\n    effort = -0.05 * float(np.sum(np.square(action)))\n"
+            "    return alive + back + effort, {'alive': alive, 'back': back, 'effort': effort}\n")
+    _, data = dry_run(caller(body), hopper_episodes)
+    r = failing_pays(hopper_episodes, data)
+    assert r.passed and r.details["failing_step_mean"] < r.details["other_steps_mean"], r.message
+    _, cheetah_data = dry_run(caller("    return -0.1, {'cost': -0.1}\n"), episodes)  # the cheetah never fails: nothing to judge
+    assert failing_pays(episodes, cheetah_data).message.startswith("not judged")

@@ -78,6 +78,9 @@ def test_repair_prompt_explains_how_components_make_the_total():
     hint = "total = float(sum(components.values()))"
     assert hint in render("designer_repair.j2", error="the components add up to -3.2 but the total is -2.7", kind="sum_mismatch", **var)
     assert hint not in render("designer_repair.j2", error="NameError: name 'x' is not defined", kind="exception", **var)
+    alive = "add a constant positive term for every step it stays healthy or alive"
+    assert alive in render("designer_repair.j2", error="failing pays: ...", kind="failing_pays", **var)
+    assert alive not in render("designer_repair.j2", error="NameError", kind="exception", **var)
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ import numpy as np
 
 from autoreward.cards import EnvCard, load_card_file
 from autoreward.critic.dry_run import dry_run, dry_run_potential
-from autoreward.critic.probe import probe
+from autoreward.critic.probe import failing_pays, probe
 from autoreward.critic.static import check_static
 from autoreward.critic.verdict import CheckResult, Verdict
 from autoreward.episode import fitness_function, load_recording
@@ -105,5 +105,7 @@ def run_check_job(payload: dict[str, Any], limits: dict[str, Any]) -> dict[str, 
                 checks.append(CheckResult("probe", False, exc.message, kind="fitness_error"))
             else:
                 checks.append(probe(fitness, episodes, data))
+                if not potential and card.termination_causes and checks[-1].passed:
+                    checks.append(failing_pays(episodes, data))
     failed = next((c for c in checks if not c.passed), None)
     return {"ok": failed is None, "checks": [asdict(c) for c in checks], "error": f"{failed.name}: {failed.message}" if failed else ""}

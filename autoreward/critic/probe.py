@@ -18,6 +18,9 @@ from autoreward.sandbox.child import short_traceback
 
 WRONG_WAY_RHO = -0.2  # at or below: the reward points against the task
 WEAK_RHO = 0.2  # below: accepted with a warning
+FAIL_BONUS_SDS = 3.0  # the failing step paid this many standard deviations above the others: a bonus for failing
+LIVING_COST_FRACTION = 0.9  # at least this share of the steps before the end negative: living costs
+MIN_FAILED_EPISODES = 3  # fewer recorded failures than this: too little to judge
 
 
 def probe(fitness: Callable[[Any], float], episodes: Sequence[Any], dry: DryRun) -> CheckResult:
@@ -60,4 +63,42 @@ def probe(fitness: Callable[[Any], float], episodes: Sequence[Any], dry: DryRun)
         result.message = f"Spearman rho between episode reward and task fitness = {rho:.2f}"
         if rho < WEAK_RHO:
             result.warnings.append(f"weak agreement with the task fitness (rho = {rho:.2f})")
+    return result
+
+
+def failing_pays(episodes: Sequence[Any], dry: DryRun) -> CheckResult:
+    """In an env whose episodes end when the agent fails (the card names termination causes:
+    fell, tilted, died), a reward must not make failing the better choice. Two shapes do:
+
+    * a bonus at the failing step: the step that ends an episode pays far more than the others
+      (the embedded model wrote ``total -= 100 * x_velocity`` when the hopper is unhealthy, for
+      "hop backwards": its policy learned to fall backwards within 20 steps);
+    * living costs: nearly every step before the end is negative (an effort penalty and nothing
+      else), so the highest return is to end the episode at once.
+
+    Both are read from the recorded rollouts, whose random behaviour fails often; neither is
+    judged when fewer than :data:`MIN_FAILED_EPISODES` of them ended in a failure."""
+    failed = [i for i, ep in enumerate(episodes) if getattr(ep, "terminated", False) and dry.totals[i]]
+    alive = np.array([x for i, ep in enumerate(dry.totals) for x in (ep[:-1] if i in set(failed) else ep)])
+    result = CheckResult("termination", True, "")
+    if len(failed) < MIN_FAILED_EPISODES or alive.size < 20:
+        result.message = f"not judged: {len(failed)} recorded rollout(s) ended in a failure"
+        return result
+    last = np.array([dry.totals[i][-1] for i in failed])
+    m, sd, tm = float(alive.mean()), float(alive.std()), float(last.mean())
+    negative = float(np.mean(alive < 0))
+    result.details = {"failed_episodes": len(failed), "failing_step_mean": tm, "other_steps_mean": m, "other_steps_std": sd,
+                      "other_steps_negative_fraction": negative}
+    if tm > 0 and tm > m + FAIL_BONUS_SDS * sd + 1e-9:
+        result.passed, result.kind = False, "failing_pays"
+        result.message = (f"failing pays: in this env an episode ends when the agent fails (falls, tips over, dies), and the step that "
+                          f"ends it gets {tm:.3g} on average against {m:.3g} ± {sd:.3g} on the other steps of {len(episodes)} recorded "
+                          "rollouts, so a policy learns to fail on purpose. Do not reward the failing step (give it 0 or a penalty)")
+    elif m < 0 and negative >= LIVING_COST_FRACTION:
+        result.passed, result.kind = False, "failing_pays"
+        result.message = (f"failing pays: {negative:.0%} of the steps before an episode ends get a negative reward (mean {m:.3g}), and "
+                          "the episode ends when the agent fails, so failing at once gives the highest return. Add a positive term "
+                          "for every step it stays up or alive (e.g. +1.0 while healthy) that outweighs the costs")
+    else:
+        result.message = f"failing does not pay: the failing step gets {tm:.3g} on average, the others {m:.3g} ± {sd:.3g}"
     return result
