@@ -15,6 +15,7 @@ from typing import Any, Callable
 from autoreward.errors import ConfigError
 from autoreward.program import FUNCTION_NAME, POTENTIAL_FUNCTION, SIGNATURES, RewardProgram
 from autoreward.prompts_io import render
+from autoreward.directions import STAYING_MEASURES, asks_to_stay_up, direction_conflict, staying_measure
 from autoreward.textrank import tokens
 
 FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
@@ -294,112 +295,6 @@ def measures_by_relevance(task: str, measures: dict[str, Any]) -> dict[str, Any]
     names = list(measures)
     docs = [f"{n} {getattr(measures[n], 'doc', '')}" for n in names]
     return {names[i]: measures[names[i]] for i in rank(task, docs)}
-
-
-#: words (stemmed, as textrank.tokens gives them) that name opposite directions; a card's measures
-#: come in such pairs (forward_speed / backward_speed, turn_rate_left / turn_rate_right)
-OPPOSITES: tuple[tuple[str, str], ...] = (("forward", "backward"), ("left", "right"), ("up", "down"), ("clockwis", "counterclockwis"))
-
-
-def _signs(expr: str) -> dict[str, set[int]]:
-    """The signs (+1, -1) with which each plain name enters ``expr``: ``a - b`` and ``-b`` flip
-    ``b``; products and calls keep the sign they sit under. Empty when it does not parse."""
-    try:
-        tree = ast.parse(expr, mode="eval")
-    except SyntaxError:
-        return {}
-    signs: dict[str, set[int]] = {}
-
-    def walk(node: ast.AST, sign: int) -> None:
-        if isinstance(node, ast.Name):
-            signs.setdefault(node.id, set()).add(sign)
-        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            walk(node.operand, -sign)
-        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub):
-            walk(node.left, sign)
-            walk(node.right, -sign)
-        else:
-            for child in ast.iter_child_nodes(node):
-                walk(child, sign)
-
-    walk(tree.body, 1)
-    return signs
-
-
-#: stems of measure names that count staying up (alive_fraction, survived, upright_fraction)
-STAYING_MEASURES = frozenset({"aliv", "surviv", "upright"})
-#: how a task asks to stay up: these words, or a negated fall ("without falling", "never flips over")
-STAYING_WORDS = frozenset({"upright", "stay", "surviv", "aliv", "balanc", "stand", "steadi"})
-_NO_FALL = re.compile(r"\b(without|never|not|no|don'?t|avoid\w*)\s+(\w+\s+)?(fall|flip|tip|toppl)", re.I)
-
-
-#: words (stemmed) with which a task asks for more of a distance, tilt or cost (then adding a
-#: lower-is-better measure is what it wants)
-MORE_WORDS = frozenset({"far", "away", "farther", "further", "tilt", "swing", "maxim", "maximis", "increas", "damag"})
-
-
-def asks_to_stay_up(task: str) -> bool:
-    """Whether the task asks to stay up ("while staying upright", "without falling")."""
-    return bool(set(tokens(task)) & STAYING_WORDS or _NO_FALL.search(task))
-
-
-def staying_measure(measures: dict[str, Any]) -> str | None:
-    """The card's measure of staying up the prompt's worked example multiplies by (alive first)."""
-    named = [n for n in measures if STAYING_MEASURES & set(tokens(n))]
-    return next((n for n in named if "aliv" in tokens(n)), named[0] if named else None)
-
-
-def direction_conflict(task: str, expr: str, measures: dict[str, Any]) -> str | None:
-    """Why ``expr`` points the opposite way from the task, or None.
-
-    The embedded model proposed ``forward_speed`` for "swim backwards" with ``backward_speed``
-    listed first (4 of 12 of its proposals pointed the wrong way). The sandbox check cannot see
-    it (the numbers are fine), so this reads the words: a measure used with a plus sign whose
-    name says one direction, while the task says only the opposite one and the card has the
-    opposite measure. A measure negated (``-forward_speed``, ``x - forward_speed``) is read the other
-    way: it conflicts when the task says its direction (``mean_torso_height - forward_speed`` for
-    "run forward while keeping the torso high", proposed by the model after a repair).
-
-    A measure the card marks ``lower_is_better`` (a distance, a tilt, damage) only ever added is
-    a conflict too, unless the task asks for more of it ("move far away"): the model proposed
-    ``final_distance_to_target - closeness`` for "keep the fingertip close to the target".
-
-    Likewise for staying up: for "hop backwards while staying upright" it proposed
-    ``upright_fraction + backward_speed - alive_fraction``, which scores falling early higher;
-    a staying measure only ever subtracted, in a task that asks to stay up, is a conflict."""
-    said = set(tokens(task))
-    signs = _signs(expr)
-    for name, used in signs.items():
-        if name not in measures or used != {1}:
-            continue
-        words = tokens(name)
-        for a, b in OPPOSITES:
-            for mine, other in ((a, b), (b, a)):
-                if mine in words and other in said and mine not in said:
-                    opposite = "_".join(other if w == mine else w for w in name.split("_"))
-                    twin = next((n for n in measures if tokens(n) == tokens(opposite)), None)
-                    if twin:
-                        return (f"the task asks for {other!r} but the fitness uses {name}, which rises when it goes {mine!r}; "
-                                f"use {twin} instead")
-    for name, used in signs.items():
-        if name in measures and used == {-1}:
-            words = tokens(name)
-            for a, b in OPPOSITES:
-                for mine, other in ((a, b), (b, a)):
-                    if mine in words and mine in said and other not in said:
-                        return (f"the task asks for {mine!r} but the fitness subtracts {name}, so going {mine!r} lowers it; "
-                                f"add {name} instead")
-    if not said & MORE_WORDS:
-        for name, used in signs.items():
-            if name in measures and used == {1} and getattr(measures[name], "lower_is_better", False):
-                return (f"the fitness adds {name}, which is lower when the task is done better ({measures[name].doc.rstrip('.')}); "
-                        f"subtract it instead (e.g. -{name})")
-    if asks_to_stay_up(task):
-        for name, used in signs.items():
-            if name in measures and used == {-1} and STAYING_MEASURES & set(tokens(name)):
-                return (f"the task asks to stay up but the fitness subtracts {name}, so falling early scores higher; "
-                        f"multiply the main measure by {name} instead (e.g. <main measure> * {name})")
-    return None
 
 
 def propose_fitness(

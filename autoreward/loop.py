@@ -250,9 +250,10 @@ class Loop:
             write_json(path, f)
         c.fitness, c.success, c.fitness_doc = f["fitness"], float(f["success"]), f.get("description", "")
 
-    def _check_fitness(self, expr: str, success: float) -> Any:
+    def _check_fitness(self, expr: str, success: float, task: str = "") -> Any:
+        """``task``: the check of a proposal for it, which also compares directions (not a user's expression)."""
         n = len(list((self.dir / "fitness").glob("check*")))
-        return check_fitness_expr(expr, success, self.card, self.recording, self.dir / "fitness" / f"check{n}")
+        return check_fitness_expr(expr, success, self.card, self.recording, self.dir / "fitness" / f"check{n}", task=task)
 
     def _agree_on_fitness(self) -> dict[str, Any]:
         """Propose (with repairs), have the reviewer say whether it rises with the task (advice
@@ -261,7 +262,8 @@ class Loop:
         c = self.cfg
         feedback, attempt = "", 0
         while True:
-            prop = propose_fitness(self.complete, render_card(self.card), c.task, self.card.measures, self._check_fitness,
+            prop = propose_fitness(self.complete, render_card(self.card), c.task, self.card.measures,
+                                   lambda expr, success: self._check_fitness(expr, success, task=c.task),
                                    seed=c.seed * 1000 + 900 + 10 * attempt, feedback=feedback)
             record: dict[str, Any] = {
                 "fitness": prop.expr, "success": prop.success, "description": prop.description, "proposed_by": self.client.model,

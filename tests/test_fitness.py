@@ -331,3 +331,26 @@ def test_a_fitness_pointing_the_opposite_way_goes_back_to_its_proposer(cheetah, 
                            lambda e, s: tried.append(e) or check(cheetah, episodes, e, s), seed=0)
     assert prop.expr == "backward_speed" and tried == ["backward_speed"]  # the wrong way never reached the sandbox
     assert "the task asks for 'backward' but the fitness uses forward_speed" in prop.attempts[0]["error"]
+
+
+def test_a_proposal_over_ep_whose_values_run_against_the_tasks_direction_goes_back(cheetah, cheetah_recording, tmp_path):
+    """The model wrote ``(ep.first.y_position - ep.last.y_position) / ep.duration`` for "walk
+    towards the left, along +y" (it rises going right): no measure name to read, but over the
+    recorded rollouts its values rank exactly against left_speed's. Same here with x on the cheetah."""
+    from autoreward.critic.fitness import against_the_task, check_fitness_expr
+    from autoreward.directions import wanted_measures
+
+    forward = "(ep.last.x_position - ep.first.x_position) / ep.duration"
+    r = check_fitness_expr(forward, 0.5, cheetah, cheetah_recording, tmp_path / "a", task="run backwards")
+    assert not r.passed and r.kind == "fitness_direction" and "falls as backward_speed rises" in r.message, r.message
+    assert check_fitness_expr(forward, 0.5, cheetah, cheetah_recording, tmp_path / "b", task="run forward").passed
+    assert check_fitness_expr(forward, 0.5, cheetah, cheetah_recording, tmp_path / "c").passed  # the user's own: no task, no judgement
+    assert check_fitness_expr("(ep.first.x_position - ep.last.x_position) / ep.duration", 0.5, cheetah, cheetah_recording,
+                              tmp_path / "d", task="run backwards").passed
+
+    assert wanted_measures("walk towards the left", {"left_speed": None, "right_speed": None}) == {"left_speed": 1}
+    assert wanted_measures("walk left or right", {"left_speed": None, "right_speed": None}) == {}  # both said: not ours to judge
+    close = against_the_task([3.0, 2.0, 1.0, 0.5], {"distance": -1}, {"distance": [4.0, 3.0, 2.0, 1.0]})
+    assert "rises with distance" in close and "use -distance" in close
+    assert against_the_task([3.0, 2.0, 1.0, 0.5], {"distance": -1}, {"distance": [1.0, 2.0, 3.0, 4.0]}) == ""
+    assert against_the_task([1.0, 2.0, 3.0, 4.0], {"speed": 1}, {"speed": [1.0, 1.0, 1.0, 1.0]}) == ""  # a constant measure says nothing

@@ -69,7 +69,7 @@ def run(console: Console) -> dict[str, Any]:
 
                 def check(expr: str, success: float) -> Any:
                     n[0] += 1
-                    return check_fitness_expr(expr, success, card, rec, work / f"{mode}{n[0]}")
+                    return check_fitness_expr(expr, success, card, rec, work / f"{mode}{n[0]}", task=task if mode == "pipeline" else "")
 
                 t0 = time.perf_counter()
                 tokens0 = _tokens(root)

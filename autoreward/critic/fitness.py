@@ -19,6 +19,7 @@ import numpy as np
 
 from autoreward.cards import EnvCard, load_card_file
 from autoreward.critic.verdict import CheckResult, stats
+from autoreward.directions import wanted_measures
 from autoreward.episode import compile_fitness, load_recording
 from autoreward.errors import RewardProgramError
 from autoreward.rundir import write_json
@@ -28,6 +29,8 @@ from autoreward.sandbox.registry import job
 
 #: a threshold further above the rollouts' best than this many times their spread is implausible
 PLAUSIBLE_SPREADS = 25.0
+#: a proposal whose values rank against a measure the task wants this strongly points the wrong way
+AGAINST_RHO = 0.8
 
 
 def _as_number(value: Any) -> float | str:
@@ -87,10 +90,42 @@ def check_fitness(fitness: Callable[[Any], Any], success: float, episodes: Seque
     return CheckResult("fitness", True, f"values {lo:.4g} to {hi:.4g} over {len(values)} rollouts; threshold {success:g}", details)
 
 
-def check_fitness_expr(expr: str, success: float, card: EnvCard, recording: Path, workdir: Path, limits: Limits | None = None) -> CheckResult:
-    """Parent side: run :func:`check_fitness` in the sandbox; saved as ``workdir/fitness_check.json``."""
+def against_the_task(values: Sequence[float], wanted: dict[str, int], measured: dict[str, Sequence[float]]) -> str:
+    """Why the proposal's values move against a measure whose direction the task states, or "".
+
+    ``wanted`` (from :func:`autoreward.directions.wanted_measures`): +1 for a measure the task
+    wants higher, -1 for one it wants lower; ``measured``: each one's values on the same
+    episodes. A proposal written over ``ep`` (the model wrote ``(ep.first.y_position -
+    ep.last.y_position) / ep.duration`` for "walk towards the left, along +y", which rises going
+    right) cannot be read by name, but its values can: a rank correlation this strong over
+    diverse rollouts is not chance."""
+    from scipy.stats import spearmanr
+
+    v = np.asarray(values, dtype=float)
+    for name, sign in wanted.items():
+        m = np.asarray(measured[name], dtype=float)
+        if np.std(v) < 1e-12 or np.std(m) < 1e-12:
+            continue
+        rho = float(spearmanr(v, m).statistic)
+        if not math.isfinite(rho):
+            continue
+        if sign > 0 and rho <= -AGAINST_RHO:
+            return (f"over the {len(v)} recorded rollouts it falls as {name} rises (Spearman rho = {rho:.2f}), but the task asks for "
+                    f"what {name} measures: it points the opposite way; use {name} (or flip the sign)")
+        if sign < 0 and rho >= AGAINST_RHO:
+            return (f"over the {len(v)} recorded rollouts it rises with {name} (Spearman rho = {rho:.2f}), which is lower when the task "
+                    f"is done better: it points the opposite way; use -{name} (or flip the sign)")
+    return ""
+
+
+def check_fitness_expr(expr: str, success: float, card: EnvCard, recording: Path, workdir: Path, limits: Limits | None = None,
+                       task: str = "") -> CheckResult:
+    """Parent side: run :func:`check_fitness` in the sandbox; saved as ``workdir/fitness_check.json``.
+    With ``task`` (a proposal for that task, not the user's own expression) its values are also
+    compared with the measures whose direction the task states (:func:`against_the_task`)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    payload = {"fitness": expr, "success": float(success), "card_path": card.path, "recording": str(Path(recording).resolve())}
+    payload = {"fitness": expr, "success": float(success), "card_path": card.path, "recording": str(Path(recording).resolve()),
+               "task": task}
     result = run_job("fitness", payload, workdir, limits or Limits.for_check())
     if result.result.get("check"):
         check = CheckResult(**result.result["check"])
@@ -109,5 +144,14 @@ def run_fitness_job(payload: dict[str, Any], limits: dict[str, Any]) -> dict[str
     except RewardProgramError as exc:
         check = CheckResult("fitness", False, exc.message, kind="fitness_error")
     else:
-        check = check_fitness(fitness, float(payload["success"]), load_recording(Path(payload["recording"]), card))
+        episodes = load_recording(Path(payload["recording"]), card)
+        check = check_fitness(fitness, float(payload["success"]), episodes)
+        wanted = wanted_measures(payload.get("task") or "", card.measures)
+        if check.passed and wanted:
+            values = [float(_as_number(fitness(ep))) for ep in episodes]  # numbers: check_fitness passed them
+            measured = {n: [float(f(ep)) for ep in episodes] for n in wanted
+                        for f in [compile_fitness(n, card.measure_exprs, card.field_names)]}
+            why = against_the_task(values, wanted, measured)
+            if why:
+                check = CheckResult("fitness", False, why, check.details, kind="fitness_direction")
     return {"ok": check.passed, "check": asdict(check), "error": "" if check.passed else check.message}
