@@ -118,9 +118,10 @@ def fitness_function(expr: str, measures: dict[str, str] | None = None, fields: 
 
 
 def _measure_forms(expr: str, names: set[str], fields: set[str] = frozenset()) -> str:  # type: ignore[assignment]
-    """Small models write a measure as ``ep.backward_speed``, ``ep.last.backward_speed`` or
-    ``backward_speed(ep)``; all mean the plain name, so they are rewritten to it (Episode's own
-    attributes and the state's fields are left alone)."""
+    """Small models write a measure as ``ep.backward_speed``, ``ep.last.backward_speed``,
+    ``backward_speed(ep)`` or ``np.mean(ep.series("backward_speed"))`` (seen in 2 of 12 of the
+    embedded model's failed proposals); all mean the plain name, so they are rewritten to it
+    (Episode's own attributes and the state's fields are left alone)."""
     import ast
 
     try:
@@ -143,6 +144,12 @@ def _measure_forms(expr: str, names: set[str], fields: set[str] = frozenset()) -
             if isinstance(f, ast.Name) and f.id in names and len(node.args) == 1 and not node.keywords \
                     and isinstance(node.args[0], ast.Name) and node.args[0].id == "ep":
                 return ast.copy_location(ast.Name(f.id, ast.Load()), node)
+            # ep.series("forward_speed") / ep.steps(...) of a measure that is no state field: the
+            # measure itself (one number, which np.mean and friends leave as it is)
+            if (isinstance(f, ast.Attribute) and f.attr in ("series", "steps") and isinstance(f.value, ast.Name) and f.value.id == "ep"
+                    and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Constant)
+                    and node.args[0].value in names and node.args[0].value not in fields):
+                return ast.copy_location(ast.Name(node.args[0].value, ast.Load()), node)
             return self.generic_visit(node)
 
     new = Plain().visit(tree)

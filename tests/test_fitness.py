@@ -79,6 +79,9 @@ def test_measures_compose_by_name_and_only_used_ones_run(cheetah, episodes):
     assert compile_fitness("ep.backward_speed * 2 + upright_fraction(ep)", cheetah.measure_exprs)(ep) == pytest.approx(expected)
     assert compile_fitness("ep.last.backward_speed * 2 + upright_fraction", cheetah.measure_exprs, cheetah.field_names)(ep) == pytest.approx(expected)
     assert compile_fitness("ep.last.pitch", {"pitch": "0.0"}, cheetah.field_names)(ep) == ep.last.pitch  # a field stays a field
+    assert compile_fitness("np.mean(ep.series('backward_speed')) * 2 + ep.steps('upright_fraction')", cheetah.measure_exprs,
+                           cheetah.field_names)(ep) == pytest.approx(expected)
+    assert compile_fitness("np.mean(ep.series('pitch'))", {"pitch": "0.0"}, cheetah.field_names)(ep) == pytest.approx(np.mean(ep.series("pitch")))
     broken = {**cheetah.measure_exprs, "unused": "ep.nothing_here"}  # never evaluated: not named
     assert compile_fitness("backward_speed", broken)(ep) == pytest.approx((ep.first.x_position - ep.last.x_position) / ep.duration)
     with pytest.raises(RewardProgramError):  # the measures obey the same policy as any fitness
