@@ -101,6 +101,22 @@ def test_goals_are_new_every_episode_and_seeded():
         card.make_env(task="nope-v3")
 
 
+def test_the_first_state_reads_where_the_reset_put_things():
+    """Meta-World's drawer-open moves the cabinet at reset without recomputing derived positions:
+    the first state read the handle's old place, every random rollout seemed to open the drawer
+    by 0.015-0.07 m at step 1, and the preset's partial credit paid untrained policies up to 0.13."""
+    card = load_card("MetaWorld-drawer-open-v3")
+    env = card.make_env()
+    extract = StateExtractor(card, env)
+    for seed in (3, 4, 5):
+        obs, info = env.reset(seed=seed)
+        first = extract(obs, info, 0.0)
+        obs, r, term, trunc, info = env.step(np.zeros(env.action_space.shape))
+        after = extract(obs, info, r)
+        assert abs(first.task_distance - after.task_distance) < 1e-3, (seed, first.task_distance, after.task_distance)
+        assert np.allclose(first.object_position, after.object_position, atol=1e-3)
+
+
 @pytest.mark.parametrize(("cid", "policy", "grasp"), [
     ("MetaWorld-pick-place-v3", "SawyerPickPlaceV3Policy", True),
     ("MetaWorld-drawer-open-v3", "SawyerDrawerOpenV3Policy", False),

@@ -93,6 +93,14 @@ class MetaWorldEnv(gym.Env):
         if seed is not None:
             self._env.seed(int(seed))  # Meta-World's reset ignores its seed argument
         obs, info = self._env.reset()
+        # Meta-World moves some objects at reset (the drawer-open cabinet) without recomputing the
+        # positions derived from the state, so the first facts read the old place: every rollout
+        # of drawer-open then "opened" it by 0.015-0.07 m at the first step, which the preset's
+        # partial credit paid. mj_forward only recomputes derived quantities (the state, and so
+        # the episode, are unchanged); the observation stays Meta-World's own.
+        import mujoco
+
+        mujoco.mj_forward(self._env.model, self._env.data)
         self._steps = 0
         self._obj_start = self._object_pos().copy()
         self._last_tcp, self._last_obj = self._env.tcp_center.copy(), self._obj_start.copy()
