@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any fixture, module- and session-scoped ones included (the function-scoped
+    ``library_dir`` below comes too late for them): a module fixture's run once added its best
+    reward to the user's real library, and the next real run showed it to the designer."""
+    os.environ["AUTOREWARD_LIBRARY"] = tempfile.mkdtemp(prefix="autoreward-test-library-")
+    os.environ["AUTOREWARD_NO_REPORT"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -279,3 +279,19 @@ def test_the_library_bench_suite_compares_prompts_leave_one_out(tmp_path, monkey
     assert by_mode["no-library"]["shown"] == [] and len(by_mode["library"]["shown"]) == 2
     assert not any("run_backwards" in s for s in by_mode["library"]["shown"])  # leave-one-out
     assert out["library_accepted_rate"] == out["no-library_accepted_rate"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def library_seen_by_a_module_fixture() -> str:
+    import os
+
+    return os.environ.get("AUTOREWARD_LIBRARY", "")
+
+
+def test_module_fixtures_never_reach_the_users_library(library_seen_by_a_module_fixture):
+    """Module-scoped fixtures run before the function-scoped library_dir: one of them (a scripted
+    run in test_bugs_15) added its best reward to the user's own library."""
+    from platformdirs import user_data_dir
+
+    assert library_seen_by_a_module_fixture, "AUTOREWARD_LIBRARY is unset: a run here would write to the user's library"
+    assert not Path(library_seen_by_a_module_fixture).is_relative_to(user_data_dir("autoreward", appauthor=False))
