@@ -656,10 +656,13 @@ def library_add(
 
 @library_app.command("remove")
 def library_remove(entry_id: str = typer.Argument(..., metavar="ID", help="An entry id (or its first characters)."), library: Optional[Path] = LibraryOpt) -> None:
-    """Remove an entry (a shipped one is hidden; its file under examples/ stays)."""
+    """Remove an entry (a shipped one is hidden; its file under examples/ stays; a stored copy
+    of a shipped one goes first, and the shipped one shows again)."""
     lib = _library(library)
     e, hidden = lib.remove(entry_id)
-    console.print(f"removed {e.id} ({e.env}: {e.task}){' (shipped: hidden)' if hidden else ''}", markup=False, highlight=False)
+    back = not hidden and any(x.id == e.id for x in lib.entries())
+    note = " (shipped: hidden)" if hidden else " (the shipped example shows again; remove it again to hide it)" if back else ""
+    console.print(f"removed {e.id} ({e.env}: {e.task}){note}", markup=False, highlight=False)
 
 
 def main() -> None:

@@ -287,11 +287,16 @@ class Library:
 
     def remove(self, id: str) -> tuple[Entry, bool]:
         """Delete a stored entry; a shipped one is hidden (its file under examples/ stays).
-        Returns the entry and whether a shipped entry was hidden."""
+        A stored entry with a shipped one's id (a run whose best was that very code, measured)
+        is deleted first, which shows the shipped one again; removing that hides it. Returns
+        the entry and whether a shipped entry was hidden."""
         from autoreward.rundir import write_json
 
         e = self.get(id)
-        (self._entries_dir / f"{e.id}.json").unlink(missing_ok=True)
+        stored = self._entries_dir / f"{e.id}.json"
+        if stored.exists():
+            stored.unlink()
+            return e, False
         shipped = any(e.id == s.id for root in self.seeds for s in shipped_entries(root))
         if shipped:
             write_json(self.root / "hidden.json", sorted(self._hidden() | {e.id}))

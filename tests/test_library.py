@@ -132,6 +132,13 @@ def test_store_replaces_by_content_hides_shipped_and_skips_damaged_files(tmp_pat
     assert expert.id not in [e.id for e in lib.entries()] and (seeds / "experts" / "cheetah_back.py").exists()
     lib.add(expert)  # adding it again brings it back
     assert expert.id in [e.id for e in Library(tmp_path / "lib", seeds=[seeds]).entries()]
+    # a run whose best was the shipped code stores it under the same id, measured its way; removing
+    # that shows the shipped one again (it once hid it), and only a second remove hides it
+    lib.add(expert.model_copy(update={"source": "run:/somewhere", "fitness": None}))
+    assert lib.get(expert.id).source == "run:/somewhere"
+    assert lib.remove(expert.id)[1] is False and lib.get(expert.id).source == expert.source
+    assert lib.remove(expert.id)[1] is True and expert.id not in [e.id for e in lib.entries()]
+    lib.add(expert)
     with pytest.raises(ConfigError, match="no library entry"):
         lib.get("zzzz")
     (lib.root / "entries" / "broken.json").write_text("{not json")
@@ -244,7 +251,10 @@ def test_cli_add_list_show_remove_and_one_line_errors(tmp_path):
     r = cli("show", eid[:5], *lib)
     assert r.returncode == 0 and "task: Make the half-cheetah run backwards" in r.stdout and "def compute_reward" in r.stdout
     r = cli("remove", eid, *lib)
-    assert r.returncode == 0 and f"removed {eid}" in r.stdout and "(shipped: hidden)" in r.stdout  # it is also a shipped example
+    # it is also a shipped example: the stored copy (with the user's measured fitness) goes first, then the shipped one is hidden
+    assert r.returncode == 0 and f"removed {eid}" in r.stdout and "(the shipped example shows again; remove it again to hide it)" in r.stdout
+    r = cli("remove", eid, *lib)
+    assert r.returncode == 0 and f"removed {eid}" in r.stdout and "(shipped: hidden)" in r.stdout
     assert eid not in cli("list", *lib).stdout
 
     (tmp_path / "no_fn.py").write_text("x = 1\n")
