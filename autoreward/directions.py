@@ -56,9 +56,18 @@ STAYING_WORDS = frozenset({"upright", "stay", "surviv", "aliv", "balanc", "stand
 _NO_FALL = re.compile(r"\b(without|never|not|no|don'?t|avoid\w*)\s+(\w+\s+)?(fall|flip|tip|toppl)", re.I)
 
 
-#: words (stemmed) with which a task asks for more of a distance, tilt or cost (then adding a
-#: lower-is-better measure is what it wants)
-MORE_WORDS = frozenset({"far", "away", "farther", "further", "tilt", "swing", "maxim", "maximis", "increas", "damag"})
+#: words (stemmed) with which a task asks for more of a distance (then adding a lower-is-better
+#: measure is what it wants); not "tilt" or "damage": "without tilting" says them too
+MORE_WORDS = frozenset({"far", "away", "farther", "further", "maxim", "maximis", "increas"})
+
+
+def _one_way(name: str, said: set[str]) -> list[tuple[str, str]]:
+    """(mine, other) for each direction word ``mine`` in a measure's name whose pair the task
+    states one way only (it says ``mine`` or ``other``, not both): "forward then backward" is
+    not ours to judge."""
+    words = tokens(name)
+    return [(mine, other) for a, b in OPPOSITES for mine, other in ((a, b), (b, a))
+            if mine in words and (mine in said) != (other in said)]
 
 
 def asks_to_stay_up(task: str) -> bool:
@@ -93,25 +102,18 @@ def direction_conflict(task: str, expr: str, measures: dict[str, Any]) -> str | 
     said = set(tokens(task))
     signs = _signs(expr)
     for name, used in signs.items():
-        if name not in measures or used != {1}:
+        if name not in measures or len(used) != 1:
             continue
-        words = tokens(name)
-        for a, b in OPPOSITES:
-            for mine, other in ((a, b), (b, a)):
-                if mine in words and other in said and mine not in said:
-                    opposite = "_".join(other if w == mine else w for w in name.split("_"))
-                    twin = next((n for n in measures if tokens(n) == tokens(opposite)), None)
-                    if twin:
-                        return (f"the task asks for {other!r} but the fitness uses {name}, which rises when it goes {mine!r}; "
-                                f"use {twin} instead")
-    for name, used in signs.items():
-        if name in measures and used == {-1}:
-            words = tokens(name)
-            for a, b in OPPOSITES:
-                for mine, other in ((a, b), (b, a)):
-                    if mine in words and mine in said and other not in said:
-                        return (f"the task asks for {mine!r} but the fitness subtracts {name}, so going {mine!r} lowers it; "
-                                f"add {name} instead")
+        for mine, other in _one_way(name, said):
+            if used == {1} and other in said:
+                opposite = "_".join(other if w == mine else w for w in name.split("_"))
+                twin = next((n for n in measures if tokens(n) == tokens(opposite)), None)
+                if twin:
+                    return (f"the task asks for {other!r} but the fitness uses {name}, which rises when it goes {mine!r}; "
+                            f"use {twin} instead")
+            if used == {-1} and mine in said:
+                return (f"the task asks for {mine!r} but the fitness subtracts {name}, so going {mine!r} lowers it; "
+                        f"add {name} instead")
     if not said & MORE_WORDS:
         for name, used in signs.items():
             if name in measures and used == {1} and getattr(measures[name], "lower_is_better", False):
@@ -132,11 +134,8 @@ def wanted_measures(task: str, measures: dict[str, Any]) -> dict[str, int]:
     said = set(tokens(task))
     out: dict[str, int] = {}
     for name, m in measures.items():
-        words = tokens(name)
-        for a, b in OPPOSITES:
-            for mine, other in ((a, b), (b, a)):
-                if mine in words and mine in said and other not in said:
-                    out[name] = 1
+        if any(mine in said for mine, _ in _one_way(name, said)):
+            out[name] = 1
         if getattr(m, "lower_is_better", False) and not said & MORE_WORDS:
             out[name] = -1
     return out

@@ -289,6 +289,7 @@ def test_a_task_that_asks_to_stay_up_gets_a_product_example_and_a_subtracted_sta
     centre = "keep the pole balanced while keeping the cart near the centre"
     assert "adds mean_abs_cart_position" in direction_conflict(centre, "mean_abs_cart_position + mean_abs_pole_angle + cart_travel", pendulum)
     assert direction_conflict(centre, "balanced_fraction * (1 - mean_abs_cart_position)", pendulum) is None
+    assert "adds mean_abs_pole_angle" in direction_conflict("keep the pole from tilting", "mean_abs_pole_angle", pendulum)  # "tilt" asks for less
 
     prompts: list[str] = []
 
