@@ -79,7 +79,8 @@ def failing_pays(episodes: Sequence[Any], dry: DryRun) -> CheckResult:
     Both are read from the recorded rollouts, whose random behaviour fails often; neither is
     judged when fewer than :data:`MIN_FAILED_EPISODES` of them ended in a failure."""
     failed = [i for i, ep in enumerate(episodes) if getattr(ep, "terminated", False) and dry.totals[i]]
-    alive = np.array([x for i, ep in enumerate(dry.totals) for x in (ep[:-1] if i in set(failed) else ep)])
+    ended = set(failed)
+    alive = np.array([x for i, ep in enumerate(dry.totals) for x in (ep[:-1] if i in ended else ep)])
     result = CheckResult("termination", True, "")
     if len(failed) < MIN_FAILED_EPISODES or alive.size < 20:
         result.message = f"not judged: {len(failed)} recorded rollout(s) ended in a failure"
