@@ -249,7 +249,11 @@ def hopper_episodes(tmp_path_factory):
     [
         # the embedded model's "hop backwards" reward: a bonus at the fall (its policy fell backwards in 20 steps)
         ("    effort = -0.05 * float(np.sum(np.square(action)))\n    total = effort\n    if not state.is_healthy:\n"
-         "        total -= 100 * state.x_velocity\n    return total, {'effort': effort}\n", "the step that ends it gets"),
+         "        total -= 100 * state.x_velocity\n    return total, {'effort': effort}\n",
+         "The bonus comes from the part of the total outside the components dict"),
+        # the same bonus inside a named component is named
+        ("    fall = -100 * state.x_velocity if not state.is_healthy else 0.0\n    alive = 1.0 if state.is_healthy else 0.0\n"
+         "    return fall + alive, {'fall': fall, 'alive': alive}\n", "The bonus comes from the component 'fall'"),
         # living costs: an effort penalty and nothing else
         ("    effort = -0.05 * float(np.sum(np.square(action)))\n    return effort, {'effort': effort}\n", "100% of the steps before"),
     ],

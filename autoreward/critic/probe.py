@@ -92,9 +92,12 @@ def failing_pays(episodes: Sequence[Any], dry: DryRun) -> CheckResult:
                       "other_steps_negative_fraction": negative}
     if tm > 0 and tm > m + FAIL_BONUS_SDS * sd + 1e-9:
         result.passed, result.kind = False, "failing_pays"
+        source = _bonus_source(dry, failed)
+        result.details["bonus_from"] = source
         result.message = (f"failing pays: in this env an episode ends when the agent fails (falls, tips over, dies), and the step that "
                           f"ends it gets {tm:.3g} on average against {m:.3g} ± {sd:.3g} on the other steps of {len(episodes)} recorded "
-                          "rollouts, so a policy learns to fail on purpose. Do not reward the failing step (give it 0 or a penalty)")
+                          f"rollouts, so a policy learns to fail on purpose. The bonus comes from {source}. Remove it: the failing "
+                          "step must get no more than any other step (a branch on the unhealthy/dead state may only subtract)")
     elif m < 0 and negative >= LIVING_COST_FRACTION:
         result.passed, result.kind = False, "failing_pays"
         result.message = (f"failing pays: {negative:.0%} of the steps before an episode ends get a negative reward (mean {m:.3g}), and "
@@ -103,3 +106,27 @@ def failing_pays(episodes: Sequence[Any], dry: DryRun) -> CheckResult:
     else:
         result.message = f"failing does not pay: the failing step gets {tm:.3g} on average, the others {m:.3g} ± {sd:.3g}"
     return result
+
+
+def _bonus_source(dry: DryRun, failed: list[int]) -> str:
+    """Which term pays the failing step's bonus: the component (or the part of the total outside
+    the components dict) whose mean rises most from the other steps to the failing step. The
+    1.5B model, told only "do not reward the failing step", kept ``if not state.is_healthy:
+    total -= 100 * state.x_velocity`` through three repairs; naming the term is the hint it lacked."""
+    lengths = [len(ep) for ep in dry.totals]
+    starts = np.cumsum([0] + lengths[:-1])
+    is_last = np.zeros(sum(lengths), dtype=bool)
+    is_last[[int(starts[i]) + lengths[i] - 1 for i in failed]] = True
+    totals = np.array([x for ep in dry.totals for x in ep])
+    parts = {k: np.asarray(v, dtype=float) for k, v in dry.components.items() if len(v) == totals.size}
+    outside = totals - (np.sum(list(parts.values()), axis=0) if parts else 0.0)
+    if np.abs(outside).max(initial=0.0) > 1e-9:
+        parts["(not in components)"] = outside
+    if not parts:
+        return "the total"
+    jumps = {k: float(v[is_last].mean() - v[~is_last].mean()) for k, v in parts.items()}
+    name = max(jumps, key=lambda k: jumps[k])
+    v = parts[name]
+    where = ("the part of the total outside the components dict (an addition to the total at the failing step)"
+             if name == "(not in components)" else f"the component {name!r}")
+    return f"{where}: {float(v[is_last].mean()):.3g} at the failing step against {float(v[~is_last].mean()):.3g} elsewhere"
