@@ -262,9 +262,13 @@ class Loop:
         c = self.cfg
         feedback, attempt = "", 0
         while True:
-            prop = propose_fitness(self.complete, render_card(self.card), c.task, self.card.measures,
-                                   lambda expr, success: self._check_fitness(expr, success, task=c.task),
-                                   seed=c.seed * 1000 + 900 + 10 * attempt, feedback=feedback)
+            try:
+                prop = propose_fitness(self.complete, render_card(self.card), c.task, self.card.measures,
+                                       lambda expr, success: self._check_fitness(expr, success, task=c.task),
+                                       seed=c.seed * 1000 + 900 + 10 * attempt, feedback=feedback)
+            except ConfigError as exc:  # name this card's presets: "open the drawer" has one, and the user may not know it
+                presets = ", ".join(f"--preset {name}" for name in self.card.tasks)
+                raise ConfigError(exc.message, f"pass {presets or '--preset P'} (this card's), or --fitness EXPR --success X") from None
             record: dict[str, Any] = {
                 "fitness": prop.expr, "success": prop.success, "description": prop.description, "proposed_by": self.client.model,
                 "check": prop.check, "attempts": prop.attempts, "confirmed": "auto",

@@ -358,3 +358,16 @@ def test_a_proposal_over_ep_whose_values_run_against_the_tasks_direction_goes_ba
     assert "rises with distance" in close and "use -distance" in close
     assert against_the_task([3.0, 2.0, 1.0, 0.5], {"distance": -1}, {"distance": [1.0, 2.0, 3.0, 4.0]}) == ""
     assert against_the_task([1.0, 2.0, 3.0, 4.0], {"speed": 1}, {"speed": [1.0, 1.0, 1.0, 1.0]}) == ""  # a constant measure says nothing
+
+
+def test_no_usable_fitness_names_the_cards_presets(tmp_path):
+    """"open the drawer" on the drawer card: the embedded model found no usable fitness in 5
+    answers, and the hint said only "pass --preset"; it now names the card's presets."""
+    path = tmp_path / "script.yaml"
+    path.write_text(yaml.safe_dump(["I am not sure how to measure that."]))
+    r = _cli("run", "do the thing", "--env", "HalfCheetah-v5", "--model", f"scripted:{path}", "--iterations", "1", "--samples", "1",
+             "--out", "runs", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stdout + r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: no usable fitness after") and "--preset run_backwards" in line and "--preset default" in line, line
+    assert line.endswith("(this card's), or --fitness EXPR --success X)"), line
