@@ -60,6 +60,8 @@ class RunConfig(BaseModel):
     algo: str = ""
     seed: int = 0
     max_repairs: int = 3
+    refill_rounds: int = Field(1, ge=0, description="When the critic rejects every sample of an iteration (after repairs), ask for this "
+                               "many fresh rounds of samples, told every rejection, before the iteration gives up.")
     shaping: Literal["reward", "potential"] = Field(
         "reward", description="reward: the LLM writes the reward; potential: it writes a potential phi(state) and training uses the "
         "task's own signal + gamma * phi(s') - phi(s), which cannot change the optimal policy (Ng, Harada & Russell 1999)."
@@ -496,23 +498,28 @@ class Loop:
             drafts = designer.sample(c.samples, seed=seed, parent=parent, feedback=self.state.get("feedback", ""), failures=self.failures())
             write_json(designs_path, [d.__dict__ for d in drafts])
             self.console.print(f"  {len(drafts)} answers back in {time.monotonic() - t0:.0f} s")
-        for edit in self.state.get("edits", []):
-            if int(edit["iteration"]) == i:
-                drafts.append(Draft(index=len(drafts), source=edit["source"], raw="(edited by the user)"))
-        accepted: list[tuple[Path, RewardProgram]] = []
-        for d in drafts:
-            cand = it / f"cand{d.index}"
-            self.view.candidate(cand.name, "checking")
-            status = self.vet(designer, d, cand, seed=seed + 10 * (d.index + 1))
-            self._record_design(designs_path, d.index, status)
-            self.save_state()
-            n = status["repairs"]
-            if status["accepted"]:
-                no_verdict = "; the reviewer gave no verdict, so the automatic checks decided" if status.get("review") == "no verdict" else ""
-                self.view.candidate(cand.name, "accepted", f"after {n} repair(s){no_verdict}")
-                accepted.append((cand, RewardProgram((cand / "reward.py").read_text())))
-            else:
-                self.view.candidate(cand.name, "rejected", f"after {n} repair(s): {status.get('error', '')}")
+        designed = len(drafts)
+        edits = [e for e in self.state.get("edits", []) if int(e["iteration"]) == i]
+        for edit in edits:
+            drafts.append(Draft(index=len(drafts), source=edit["source"], raw="(edited by the user)"))
+        accepted, rejected = self._vet_drafts(designer, drafts, it, designs_path, seed)
+        # a round in which the critic rejected every sample trains nothing: ask for fresh ones,
+        # told every rejection (the 1.5B model kept a fall bonus through 3 repairs of one sample).
+        # Not when the person edited this iteration (their edit is the steer); refill drafts are
+        # saved in designs.json after the first ones, so a resumed run knows how many rounds ran.
+        rounds = max(0, designed - c.samples) // max(1, c.samples)
+        while not accepted and not edits and rounds < c.refill_rounds:
+            self.check_budget()
+            rounds += 1
+            self.console.print(f"  the critic rejected every sample: asking for {c.samples} fresh ones, told why (refill {rounds} of {c.refill_rounds})")
+            parent = self.parent_info(self.state["parent"]) if self.state.get("parent") else None
+            fresh = designer.sample(c.samples, seed=seed + 50 * rounds, parent=parent, feedback=self.state.get("feedback", ""),
+                                    failures=[*self.failures(), *rejected])
+            fresh = [Draft(len(drafts) + j, d.source, d.raw) for j, d in enumerate(fresh)]
+            drafts.extend(fresh)
+            write_json(designs_path, [*read_json(designs_path), *(d.__dict__ for d in fresh)])  # the earlier entries keep their outcomes
+            accepted, more = self._vet_drafts(designer, fresh, it, designs_path, seed)
+            rejected.extend(more)
         earlier = [RewardProgram(x.source) for x in self.run_dir.candidates() if x.trained and not x.dir.is_relative_to(it)]
         kept, dropped = dedup([p for _, p in accepted], earlier)
         for j in dropped:
@@ -528,6 +535,28 @@ class Loop:
             self.save_state()
         best = self.best()
         write_json(it / "summary.json", {"best": best.summary() if best else None, "candidates": [x.summary() for x in self.run_dir.candidates(i) if x.trained]})
+
+    def _vet_drafts(self, designer: Designer, drafts: list[Draft], it: Path, designs_path: Path,
+                    seed: int) -> tuple[list[tuple[Path, RewardProgram]], list[str]]:
+        """Vet each draft as candidate ``cand<index>``: the accepted programs, and why the others
+        were rejected (one line each, for a refill round's prompt)."""
+        accepted: list[tuple[Path, RewardProgram]] = []
+        rejected: list[str] = []
+        for d in drafts:
+            cand = it / f"cand{d.index}"
+            self.view.candidate(cand.name, "checking")
+            status = self.vet(designer, d, cand, seed=seed + 10 * (d.index + 1))
+            self._record_design(designs_path, d.index, status)
+            self.save_state()
+            n = status["repairs"]
+            if status["accepted"]:
+                no_verdict = "; the reviewer gave no verdict, so the automatic checks decided" if status.get("review") == "no verdict" else ""
+                self.view.candidate(cand.name, "accepted", f"after {n} repair(s){no_verdict}")
+                accepted.append((cand, RewardProgram((cand / "reward.py").read_text())))
+            else:
+                self.view.candidate(cand.name, "rejected", f"after {n} repair(s): {status.get('error', '')}")
+                rejected.append(f"{cand.name} was rejected: {str(status.get('error', ''))[:600]}")
+        return accepted, rejected
 
     @staticmethod
     def _record_design(path: Path, index: int, status: dict[str, Any]) -> None:

@@ -267,3 +267,32 @@ def test_interactive_edit_in_editor_and_token_cap(tmp_path):
     # iteration 0 costs about 850 tokens with its analyzer summary, iteration 1 about 1,200 more:
     # the budget is spent within iteration 1 (no LLM request after that), so no iteration 2
     assert result["stopped"].startswith("token budget of 1500") and not (run / "iter2").exists()
+
+
+@pytest.mark.slow
+def test_an_iteration_whose_samples_are_all_rejected_asks_for_fresh_ones_told_why(tmp_path):
+    """The 1.5B model kept a fall bonus through 3 repairs on "hop backwards while staying upright"
+    and its other sample kept a TypeError: the iteration trained nothing. Now it asks once more
+    for fresh samples, the rejections in the prompt (`refill_rounds`, data: 0 turns it off)."""
+    rules = [
+        {"match": "cand0 was rejected: the answer contained no Python code", "response": f"A new one.\n```python\n{GOOD}```"},
+        {"match": "This reward function was rejected", "response": "I cannot fix it."},
+        {"match": "Does this code reward the task as written?", "response": "VERDICT: ACCEPT\nREASON: it rewards moving towards -x."},
+        {"match": "Measured numbers:", "response": "It moved backwards."},
+    ]
+    path = tmp_path / "script.yaml"
+    path.write_text(yaml.safe_dump(rules + ["No code here, sorry."]))
+    args = ["run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards", "--model", f"scripted:{path}",
+            "--iterations", "1", "--samples", "1", *FAST]
+    r = cli(*args, "--out", "runs", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "the critic rejected every sample: asking for 1 fresh ones, told why (refill 1 of 1)" in r.stdout
+    (run,) = (tmp_path / "runs").iterdir()
+    designs = json.loads((run / "iter0" / "designs.json").read_text())
+    assert [d["index"] for d in designs] == [0, 1] and designs[0]["accepted"] is False and designs[1]["accepted"] is True
+    assert designs[0]["repairs"] == 3  # the first round's outcome survives the refill's write
+    assert json.loads((run / "iter0" / "cand1" / "metrics.json").read_text())["ok"]
+
+    (tmp_path / "off.yaml").write_text("refill_rounds: 0\n")
+    r = cli(*args, "--config", "off.yaml", "--out", "runs_off", cwd=tmp_path)
+    assert r.returncode == 1 and "no candidate was trained" in r.stdout and "fresh ones" not in r.stdout, r.stdout + r.stderr
