@@ -15,8 +15,7 @@ from typing import Any, Callable
 from autoreward.errors import ConfigError
 from autoreward.program import FUNCTION_NAME, POTENTIAL_FUNCTION, SIGNATURES, RewardProgram
 from autoreward.prompts_io import render
-from autoreward.directions import STAYING_MEASURES, asks_to_stay_up, direction_conflict, staying_measure
-from autoreward.textrank import tokens
+from autoreward.directions import composition, direction_conflict
 
 FENCE_RE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 
@@ -312,9 +311,7 @@ def propose_fitness(
     ``max_repairs`` times. Raises ConfigError when no proposal passes; never involves the
     reward designer."""
     ranked = measures_by_relevance(task, measures)
-    staying = staying_measure(measures) if asks_to_stay_up(task) else None
-    main = next((n for n in ranked if n != staying and not STAYING_MEASURES & set(tokens(n))), None)
-    base = {"env_text": env_text, "task": task, "measures": ranked, "compose": (main, staying) if main and staying else None}
+    base = {"env_text": env_text, "task": task, "measures": ranked, "compose": composition(task, ranked)}
     template, var, temperature = "fitness_proposal.j2", {**base, "feedback": feedback}, 0.2
     attempts: list[dict[str, Any]] = []
     for attempt in range(max_repairs + 1):

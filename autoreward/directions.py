@@ -81,6 +81,15 @@ def staying_measure(measures: dict[str, Any]) -> str | None:
     return next((n for n in named if "aliv" in tokens(n)), named[0] if named else None)
 
 
+def composition(task: str, ranked: dict[str, Any]) -> tuple[str, str] | None:
+    """(main measure, staying measure) for the proposal prompt's worked example
+    ``main * staying`` when the task asks to stay up: the most relevant measure that is not one
+    of staying up, and the card's staying measure; None otherwise."""
+    staying = staying_measure(ranked) if asks_to_stay_up(task) else None
+    main = next((n for n in ranked if not STAYING_MEASURES & set(tokens(n))), None)
+    return (main, staying) if main and staying else None
+
+
 def direction_conflict(task: str, expr: str, measures: dict[str, Any]) -> str | None:
     """Why ``expr`` points the opposite way from the task, or None.
 

@@ -267,7 +267,7 @@ def test_a_task_that_asks_to_stay_up_gets_a_product_example_and_a_subtracted_sta
     run stopped "solved" with a policy worse than untrained. The prompt now shows the product and
     the words check catches the subtraction."""
     from autoreward.cards.loading import load_card
-    from autoreward.designer import asks_to_stay_up, direction_conflict, staying_measure
+    from autoreward.directions import asks_to_stay_up, direction_conflict, staying_measure
 
     hopper = load_card("Hopper-v5").measures
     task = "hop backwards while staying upright"
@@ -313,7 +313,7 @@ def test_a_task_that_asks_to_stay_up_gets_a_product_example_and_a_subtracted_sta
 def test_a_fitness_pointing_the_opposite_way_goes_back_to_its_proposer(cheetah, episodes, tmp_path):
     """The embedded model proposed forward_speed for "swim backwards" (its numbers pass the sandbox
     check); the words say the opposite, so the proposal goes back with a message naming the twin."""
-    from autoreward.designer import direction_conflict
+    from autoreward.directions import direction_conflict
     from autoreward.llm import get_client
 
     m = cheetah.measures

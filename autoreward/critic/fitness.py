@@ -48,8 +48,10 @@ def _as_number(value: Any) -> float | str:
     return float(value)
 
 
-def check_fitness(fitness: Callable[[Any], Any], success: float, episodes: Sequence[Any]) -> CheckResult:
-    """Evaluate the raw fitness on every recorded episode (see the module docstring)."""
+def check_fitness(fitness: Callable[[Any], Any], success: float, episodes: Sequence[Any],
+                  against: Callable[[np.ndarray], str] | None = None) -> CheckResult:
+    """Evaluate the raw fitness on every recorded episode (see the module docstring); last,
+    ``against`` (the values -> why they point the wrong way, or "") judges their direction."""
     values: list[float] = []
     for i, ep in enumerate(episodes):
         try:
@@ -87,6 +89,9 @@ def check_fitness(fitness: Callable[[Any], Any], success: float, episodes: Seque
         msg = (f"the threshold {success:g} is implausibly far above the recorded rollouts' values ({lo:.4g} to {hi:.4g}); "
                "check the units and choose a threshold a good policy can reach")
         return CheckResult("fitness", False, msg, details, kind="fitness_threshold")
+    why = against(a) if against is not None else ""
+    if why:
+        return CheckResult("fitness", False, why, details, kind="fitness_direction")
     return CheckResult("fitness", True, f"values {lo:.4g} to {hi:.4g} over {len(values)} rollouts; threshold {success:g}", details)
 
 
@@ -145,13 +150,12 @@ def run_fitness_job(payload: dict[str, Any], limits: dict[str, Any]) -> dict[str
         check = CheckResult("fitness", False, exc.message, kind="fitness_error")
     else:
         episodes = load_recording(Path(payload["recording"]), card)
-        check = check_fitness(fitness, float(payload["success"]), episodes)
         wanted = wanted_measures(payload.get("task") or "", card.measures)
-        if check.passed and wanted:
-            values = [float(_as_number(fitness(ep))) for ep in episodes]  # numbers: check_fitness passed them
+
+        def against(values: np.ndarray) -> str:
             measured = {n: [float(f(ep)) for ep in episodes] for n in wanted
                         for f in [compile_fitness(n, card.measure_exprs, card.field_names)]}
-            why = against_the_task(values, wanted, measured)
-            if why:
-                check = CheckResult("fitness", False, why, check.details, kind="fitness_direction")
+            return against_the_task(values, wanted, measured)
+
+        check = check_fitness(fitness, float(payload["success"]), episodes, against if wanted else None)
     return {"ok": check.passed, "check": asdict(check), "error": "" if check.passed else check.message}

@@ -14,6 +14,7 @@ import numpy as np
 
 from autoreward.critic.dry_run import DryRun
 from autoreward.critic.verdict import CheckResult, stats
+from autoreward.program import NOT_IN_COMPONENTS
 from autoreward.sandbox.child import short_traceback
 
 WRONG_WAY_RHO = -0.2  # at or below: the reward points against the task
@@ -78,21 +79,23 @@ def failing_pays(episodes: Sequence[Any], dry: DryRun) -> CheckResult:
 
     Both are read from the recorded rollouts, whose random behaviour fails often; neither is
     judged when fewer than :data:`MIN_FAILED_EPISODES` of them ended in a failure."""
-    failed = [i for i, ep in enumerate(episodes) if getattr(ep, "terminated", False) and dry.totals[i]]
-    ended = set(failed)
-    alive = np.array([x for i, ep in enumerate(dry.totals) for x in (ep[:-1] if i in ended else ep)])
+    lengths = [len(ep) for ep in dry.totals]
+    failed = [i for i, ep in enumerate(episodes) if getattr(ep, "terminated", False) and lengths[i]]
+    totals = np.array([x for ep in dry.totals for x in ep], dtype=float)
+    is_last = np.zeros(totals.size, dtype=bool)  # the transitions that ended an episode by failing
+    is_last[[int(sum(lengths[:i])) + lengths[i] - 1 for i in failed]] = True
+    alive, last = totals[~is_last], totals[is_last]
     result = CheckResult("termination", True, "")
     if len(failed) < MIN_FAILED_EPISODES or alive.size < 20:
         result.message = f"not judged: {len(failed)} recorded rollout(s) ended in a failure"
         return result
-    last = np.array([dry.totals[i][-1] for i in failed])
     m, sd, tm = float(alive.mean()), float(alive.std()), float(last.mean())
     negative = float(np.mean(alive < 0))
     result.details = {"failed_episodes": len(failed), "failing_step_mean": tm, "other_steps_mean": m, "other_steps_std": sd,
                       "other_steps_negative_fraction": negative}
     if tm > 0 and tm > m + FAIL_BONUS_SDS * sd + 1e-9:
         result.passed, result.kind = False, "failing_pays"
-        source = _bonus_source(dry, failed)
+        source = _bonus_source(dry, is_last)
         result.details["bonus_from"] = source
         result.message = (f"failing pays: in this env an episode ends when the agent fails (falls, tips over, dies), and the step that "
                           f"ends it gets {tm:.3g} on average against {m:.3g} ± {sd:.3g} on the other steps of {len(episodes)} recorded "
@@ -108,25 +111,18 @@ def failing_pays(episodes: Sequence[Any], dry: DryRun) -> CheckResult:
     return result
 
 
-def _bonus_source(dry: DryRun, failed: list[int]) -> str:
-    """Which term pays the failing step's bonus: the component (or the part of the total outside
-    the components dict) whose mean rises most from the other steps to the failing step. The
-    1.5B model, told only "do not reward the failing step", kept ``if not state.is_healthy:
-    total -= 100 * state.x_velocity`` through three repairs; naming the term is the hint it lacked."""
-    lengths = [len(ep) for ep in dry.totals]
-    starts = np.cumsum([0] + lengths[:-1])
-    is_last = np.zeros(sum(lengths), dtype=bool)
-    is_last[[int(starts[i]) + lengths[i] - 1 for i in failed]] = True
-    totals = np.array([x for ep in dry.totals for x in ep])
-    parts = {k: np.asarray(v, dtype=float) for k, v in dry.components.items() if len(v) == totals.size}
-    outside = totals - (np.sum(list(parts.values()), axis=0) if parts else 0.0)
-    if np.abs(outside).max(initial=0.0) > 1e-9:
-        parts["(not in components)"] = outside
+def _bonus_source(dry: DryRun, is_last: np.ndarray) -> str:
+    """Which term pays the failing step's bonus: the component (or the dry run's
+    ``(not in components)`` term, the part of the total outside the components dict) whose mean
+    rises most from the other steps to the failing ones (``is_last``). The 1.5B model, told only
+    "do not reward the failing step", kept ``if not state.is_healthy: total -= 100 *
+    state.x_velocity`` through three repairs; naming the term is the hint it lacked."""
+    parts = {k: np.asarray(v, dtype=float) for k, v in dry.components.items() if len(v) == is_last.size}
     if not parts:
         return "the total"
     jumps = {k: float(v[is_last].mean() - v[~is_last].mean()) for k, v in parts.items()}
     name = max(jumps, key=lambda k: jumps[k])
     v = parts[name]
     where = ("the part of the total outside the components dict (an addition to the total at the failing step)"
-             if name == "(not in components)" else f"the component {name!r}")
+             if name == NOT_IN_COMPONENTS else f"the component {name!r}")
     return f"{where}: {float(v[is_last].mean()):.3g} at the failing step against {float(v[~is_last].mean()):.3g} elsewhere"
