@@ -383,6 +383,17 @@ def from_run_best(run_dir: Path, env: str, task: str, preset: str | None, fitnes
                  source=f"run:{best.dir.resolve()}", date=_dt.date.today().isoformat())
 
 
+def not_verified(entry: Entry, flags: list[str]) -> str:
+    """Why a run's best reward is not a verified example ('' when it is). The library shows its
+    entries to later designers as rewards that work, so a best that trained no better than the
+    untrained policy, or that the analyzer caught hacking, would teach the wrong thing."""
+    f = entry.fitness
+    if f is not None and f.untrained is not None and f.value <= f.untrained:
+        return f"its policy's fitness {f.value:.4g} is no better than the untrained policy's {f.untrained:.4g}"
+    hacking = next((x for x in flags if x.startswith("reward hacking")), "")
+    return f"the analyzer flagged it ({hacking})" if hacking else ""
+
+
 def verdict_summary(cand: Any) -> str:
     """A sentence or two from the critic, the reviewer and the analyzer about a candidate."""
     parts = [f"critic: accepted after {cand.status.get('repairs', 0)} repair(s)"]

@@ -38,6 +38,7 @@ from autoreward.executors import Executor, make_executor
 from autoreward.halving import Schedule, successive_halving
 from autoreward.library import Exclude, Library
 from autoreward.library import from_run_best as library_entry_of_run
+from autoreward.library import not_verified
 from autoreward.program import RewardProgram
 from autoreward.prompts_io import render
 from autoreward.report.live import RunView
@@ -639,7 +640,9 @@ class Loop:
 
     def add_to_library(self) -> None:
         """Add the run's best reward (accepted, trained, with a fitness) to the library, with its
-        env, task, fitness and verdict; a failure to write is a warning, never a lost run."""
+        env, task, fitness and verdict, unless it is no verified example (:func:`not_verified`:
+        no better than untrained, or caught hacking); a failure to write is a warning, never a
+        lost run."""
         c = self.cfg
         if not c.library or c.shaping == "potential":
             return
@@ -648,6 +651,14 @@ class Loop:
                                      unit=t.unit if t else "", fitness_doc=c.fitness_doc)
         if entry is None:
             return
+        best = self.best()
+        why_not = not_verified(entry, list(((best.analysis if best else None) or {}).get("flags", [])))
+        if why_not:
+            self.state["library_added"] = None
+            self.state["library_skipped"] = why_not
+            self.save_state()
+            self.console.print(f"library: the best reward was not added: {why_not}")
+            return
         lib = Library(c.library_dir)
         try:
             lib.add(entry)
@@ -655,6 +666,7 @@ class Loop:
             self.console.print(f"[yellow]could not add the best reward to the library {escape(str(lib.root))}[/]: {escape(str(exc))}")
             return
         self.state["library_added"] = entry.id
+        self.state.pop("library_skipped", None)
         self.save_state()
         self.console.print(f"library: added the best reward as {entry.id} (`autoreward library show {entry.id}`)")
 
@@ -707,6 +719,8 @@ class Loop:
         best = self.best()
         out = {"run_dir": str(self.dir), "best": best.summary() if best else None, "stopped": self.state.get("stopped", ""), "iterations_done": self.state["iteration"], "tokens": self.state["tokens"], "cost": self.state["cost"], **self.sample_stats(),
                "library_added": self.state.get("library_added")}
+        if self.state.get("library_skipped"):
+            out["library_skipped"] = self.state["library_skipped"]
         if best and best.metrics:
             out.update(best_reward=str(best.dir / "reward.py"), best_fitness=best.fitness, untrained_fitness=best.metrics["untrained"]["fitness_mean"])
         write_json(self.dir / "result.json", out)

@@ -299,7 +299,7 @@ class Run:
     def best(self) -> Candidate | None:
         """The trained candidate with the highest task fitness, across all iterations."""
         ok = [c for c in self.candidates() if c.ok]
-        return max(ok, key=lambda c: c.fitness or 0.0) if ok else None
+        return max(ok, key=lambda c: c.fitness if c.fitness is not None else float("-inf")) if ok else None
 
 
 def _natural(p: Path) -> list[Any]:

@@ -3,6 +3,7 @@ use of it (a scripted run whose first prompt shows an entry and whose best is ad
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import ValidationError
+from rich.console import Console
 
 from autoreward.errors import ConfigError
 from autoreward.library import (
@@ -20,6 +22,7 @@ from autoreward.library import (
     Library,
     entry_id,
     fields_read,
+    not_verified,
     parse_header,
     shipped_entries,
 )
@@ -145,6 +148,18 @@ def test_store_replaces_by_content_hides_shipped_and_skips_damaged_files(tmp_pat
     assert len(lib.entries()) == 3 and lib.damaged == [str(lib.root / "entries" / "broken.json")]
 
 
+def test_only_a_best_that_beat_the_untrained_policy_and_was_not_caught_hacking_is_verified():
+    def entry(value: float, untrained: float | None) -> Entry:
+        return Entry(id="e", env="HalfCheetah-v5", task="run backwards", code=GOOD,
+                     fitness=Fitness(name="f", value=value, untrained=untrained), source="file:x.py", date="2026-11-24")
+
+    assert not_verified(entry(1.2, -0.1), []) == "" and not_verified(entry(1.2, None), ["no progress: ..."]) == ""
+    assert not_verified(entry(0.1, 0.1), []) == "its policy's fitness 0.1 is no better than the untrained policy's 0.1"
+    assert not_verified(entry(-0.3, 0.02), []).startswith("its policy's fitness -0.3 is no better")
+    flag = "reward hacking: the reward rose while the task fitness fell"
+    assert not_verified(entry(1.2, -0.1), ["component x is negligible", flag]) == f"the analyzer flagged it ({flag})"
+
+
 def test_fields_read_ignores_modules_memory_action_and_method_calls():
     code = (REPO / "examples" / "crafter" / "collect_wood_reward.py").read_text()
     assert {"achievement_counts", "dist_tree", "facing_block", "pos"} <= fields_read(code)
@@ -198,19 +213,44 @@ def test_a_run_shows_the_library_to_the_designer_and_adds_its_best(tmp_path):
     assert snap["examples"][0]["id"] == marked.id and len(snap["examples"]) == 2 and all(e["same_env"] for e in snap["examples"])
 
     result = json.loads((run / "result.json").read_text())
-    added = Library(tmp_path / "lib").get(result["library_added"])
     metrics = json.loads((run / "iter0/cand0/metrics.json").read_text())
-    assert added.source == f"run:{(run / 'iter0/cand0').resolve()}" and added.code == (run / "iter0/cand0/reward.py").read_text()
-    assert (added.env, added.preset, added.task) == ("HalfCheetah-v5", "run_backwards", "run backwards")
-    assert added.fitness is not None and added.fitness.value == metrics["fitness"] and added.fitness.untrained == metrics["untrained"]["fitness_mean"]
-    assert added.fitness.success == 3.0 and added.fitness.unit == "m/s" and "critic: accepted after 0 repair(s)" in added.verdict
-    assert f"library: added the best reward as {added.id}" in r.stdout
-
-    # a resumed run shows the designer the same entries, whatever was added since
     from autoreward.api import saved_config
     from autoreward.loop import Loop
     from autoreward.rundir import Run
 
+    def add_again(untrained: float, library: Path) -> tuple[Loop, str]:
+        """The same run's best offered to ``library`` again, with the untrained policy's fitness set."""
+        metrics["untrained"]["fitness_mean"] = untrained
+        (run / "iter0/cand0/metrics.json").write_text(json.dumps(metrics))
+        out = io.StringIO()
+        loop = Loop(run, saved_config(Run.load(run)).model_copy(update={"library_dir": str(library)}), console=Console(file=out, width=300))
+        loop.add_to_library()
+        return loop, out.getvalue()
+
+    said = r.stdout
+    # 1,024 PPO steps may or may not beat the untrained policy: the run adds its best only if it did
+    if metrics["fitness"] <= metrics["untrained"]["fitness_mean"]:
+        assert result["library_added"] is None and "no better than the untrained policy" in result["library_skipped"]
+        assert "library: the best reward was not added: its policy's fitness" in said
+        # the same run, had its training paid (the untrained policy's fitness moved below the trained one's)
+        loop, said = add_again(metrics["fitness"] - 0.5, lib.root)
+        result = loop.result()
+        assert "library_skipped" not in result
+    else:  # and the opposite: had the untrained policy scored more, the run's best would stay out
+        saved = metrics["untrained"]["fitness_mean"]
+        loop, out = add_again(metrics["fitness"] + 0.5, tmp_path / "other")
+        assert Library(tmp_path / "other").stored() == [] and "no better than the untrained policy" in loop.state["library_skipped"]
+        assert "library: the best reward was not added" in out
+        metrics["untrained"]["fitness_mean"] = saved  # as the run measured it, for the checks below
+        (run / "iter0/cand0/metrics.json").write_text(json.dumps(metrics))
+    added = Library(tmp_path / "lib").get(result["library_added"])
+    assert added.source == f"run:{(run / 'iter0/cand0').resolve()}" and added.code == (run / "iter0/cand0/reward.py").read_text()
+    assert (added.env, added.preset, added.task) == ("HalfCheetah-v5", "run_backwards", "run backwards")
+    assert added.fitness is not None and added.fitness.value == metrics["fitness"] and added.fitness.untrained == metrics["untrained"]["fitness_mean"]
+    assert added.fitness.success == 3.0 and added.fitness.unit == "m/s" and "critic: accepted after 0 repair(s)" in added.verdict
+    assert f"library: added the best reward as {added.id}" in said
+
+    # a resumed run shows the designer the same entries, whatever was added since
     import datetime as dt
 
     tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()  # newer than the entry the run added today, whatever today is
