@@ -30,7 +30,7 @@ from autoreward.cards import EnvCard, load_card, render_card
 from autoreward.critic import check_program, record_rollouts
 from autoreward.critic.check import REWARDS_FILE
 from autoreward.critic.dedupe import behavioural_duplicate, load_rewards
-from autoreward.critic.fitness import check_fitness_expr
+from autoreward.critic.fitness import check_fitness_expr, fitness_text
 from autoreward.critic.review import review, review_fitness
 from autoreward.designer import Designer, Draft, dedup, default_example, propose_fitness
 from autoreward.errors import ConfigError
@@ -241,6 +241,7 @@ class Loop:
             check = self._check_fitness(c.fitness, float(c.success or 0.0))
             if not check.passed:
                 raise ConfigError(f"--fitness {c.fitness!r} with --success {c.success:g}: {check.message}", "fix the expression or the threshold")
+            c.fitness_doc = c.fitness_doc or fitness_text(c.fitness, float(c.success or 0.0), self.card.measures)
             return
         path = self.dir / "fitness.json"
         if path.exists():
@@ -251,7 +252,8 @@ class Loop:
         else:
             f = self._agree_on_fitness()
             write_json(path, f)
-        c.fitness, c.success, c.fitness_doc = f["fitness"], float(f["success"]), f.get("description", "")
+        c.fitness, c.success = f["fitness"], float(f["success"])
+        c.fitness_doc = fitness_text(c.fitness, c.success, self.card.measures, f.get("description", ""))
 
     def _check_fitness(self, expr: str, success: float, task: str = "") -> Any:
         """``task``: the check of a proposal for it, which also compares directions (not a user's expression)."""

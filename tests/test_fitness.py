@@ -192,6 +192,13 @@ def test_free_form_run_repairs_the_fitness_not_the_reward(tmp_path):
     assert not [e for e in log if e["template"] == "designer_repair.j2"]
     templates = [e["template"] for e in log]
     assert templates.index("fitness_repair.j2") < templates.index("designer_initial.j2")  # settled before any reward
+    # the designer reads the expression and the card's words for its measure, not the proposer's prose
+    prompt = next(e for e in log if e["template"] == "designer_initial.j2")["messages"][-1]["content"]
+    from autoreward.cards import load_card
+
+    doc = load_card("HalfCheetah-v5").measures["backward_speed"].doc
+    assert f"How success is measured: fitness = backward_speed per episode (success at >= 2; higher is better), where\n- backward_speed: {doc}" in prompt
+    assert "mean backward speed in m/s" not in prompt
     assert json.loads((run / "iter0/cand0/metrics.json").read_text())["ok"]
 
 

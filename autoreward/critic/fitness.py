@@ -11,6 +11,7 @@ fitness proposer, never to the reward designer.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -159,3 +160,17 @@ def run_fitness_job(payload: dict[str, Any], limits: dict[str, Any]) -> dict[str
 
         check = check_fitness(fitness, float(payload["success"]), episodes, against if wanted else None)
     return {"ok": check.passed, "check": asdict(check), "error": "" if check.passed else check.message}
+
+
+def fitness_text(expr: str, success: float, measures: dict[str, Any], description: str = "", unit: str = "") -> str:
+    """How a free-form task's fitness reads in the designer's prompts: the expression, its
+    threshold, and the card's own words for each measure it uses. A proposer's prose is kept only
+    when the expression uses no named measure: the 1.5B proposer described
+    ``backward_speed * alive_fraction`` as "the product of the forward speed and ...", and the
+    designer then wrote rewards for forward motion."""
+    used = [n for n in measures if re.search(rf"\b{re.escape(n)}\b", expr)]
+    head = f"fitness = {expr} per episode (success at >= {success:g}{' ' + unit if unit else ''}; higher is better)"
+    if not used:
+        return f"{head}. {description}".strip() if description else head
+    lines = [f"- {n}: {measures[n].doc}{f' ({measures[n].unit})' if measures[n].unit else ''}" for n in used]
+    return head + ", where\n" + "\n".join(lines)
