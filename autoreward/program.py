@@ -394,10 +394,15 @@ class RewardError(RuntimeError):
 
 
 def _as_float(x: Any) -> Any:
+    """A one-element array, a numpy scalar or a bool as a Python number; anything else as is.
+    A bool is a 0/1 indicator (``{"upright": state.is_healthy}``): it trains the same as 1.0/0.0,
+    so rejecting it (as we once did) sent a working reward back for style, not behaviour."""
     if isinstance(x, np.ndarray) and x.size == 1:
         x = x.reshape(()).item()
     if isinstance(x, np.generic):
         x = x.item()
+    if isinstance(x, bool):
+        x = float(x)
     return x
 
 
@@ -415,7 +420,7 @@ def validate_output(out: Any, function: str = FUNCTION_NAME) -> tuple[float, dic
             + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "")
         )
     total, comps = _as_float(out[0]), out[1]
-    if isinstance(total, bool) or not isinstance(total, (int, float)):
+    if not isinstance(total, (int, float)):
         raise RewardOutputError(f"the total reward must be a float, got {type(total).__name__}")
     if not math.isfinite(total):
         raise RewardOutputError(f"the total reward is {total}")
@@ -426,7 +431,7 @@ def validate_output(out: Any, function: str = FUNCTION_NAME) -> tuple[float, dic
         v = _as_float(v)
         if not isinstance(k, str):
             raise RewardOutputError(f"component names must be strings, got {k!r}")
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+        if not isinstance(v, (int, float)):
             raise RewardOutputError(f"component {k!r} must be a float, got {type(v).__name__}")
         if not math.isfinite(v):
             raise RewardOutputError(f"component {k!r} is {v}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 
+import numpy as np
 import pytest
 
 from autoreward.critic import check_program
@@ -188,3 +189,14 @@ def test_readonly_action_freezes_copies_and_passes_frozen_rows_through():
     owner.flags.writeable = False  # read-only but re-enableable: must be copied
     assert not np.shares_memory(readonly_action(owner), owner)
     assert readonly_action(2).shape == ()
+
+
+def test_a_bool_indicator_is_a_number_not_an_error():
+    """The 1.5B model wrote ``{"upright_fraction": 1 if ... else 0}`` and ``{"alive": state.is_healthy}``:
+    a 0/1 indicator trains like 1.0/0.0, so it is read as one (numpy bools too)."""
+    from autoreward.program import validate_output
+
+    assert validate_output((True, {"alive": True, "fell": np.bool_(False)})) == (1.0, {"alive": 1.0, "fell": 0.0})
+    assert validate_output((np.float32(2.5), {"a": np.array([1.5]), "b": 1})) == (2.5, {"a": 1.5, "b": 1.0})
+    with pytest.raises(Exception, match="component 'a' must be a float, got str"):
+        validate_output((1.0, {"a": "yes"}))
