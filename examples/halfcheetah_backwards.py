@@ -2,6 +2,10 @@
 
 env: HalfCheetah-v5
 task: run_backwards
+fitness: 0.326
+untrained: 0.0003
+Measured by `autoreward bench --suite quality-quick` (2026-11-24): mean over 3 seeds
+(0.621, 0.025, 0.331 m/s) after 15,000 PPO steps with the card's hyperparameters; the untrained policy's beside it.
 """
 import numpy as np
 

@@ -172,6 +172,10 @@ def test_the_shipped_examples_are_seeds():
     cheetah = shipped["shipped:halfcheetah_backwards.py"]
     assert cheetah.env == "HalfCheetah-v5" and cheetah.preset == "run_backwards" and cheetah.code == GOOD
     assert {"shipped:crafter/collect_wood_reward.py", "shipped:metaworld/reach_reward.py"} <= set(shipped)
+    # a measured header is read, and every measured shipped example beat its untrained policy (as a run's best must)
+    assert cheetah.fitness is not None and cheetah.fitness.value > 0 and cheetah.fitness.unit == "m/s"
+    measured = [e for e in shipped.values() if e.fitness is not None]
+    assert len(measured) >= 5 and all(not_verified(e, []) == "" for e in measured)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,6 +3,10 @@
 
 env: Hopper-v5
 task: default
+fitness: 560.6
+untrained: 18.26
+Measured by `autoreward bench --suite quality-quick` (2026-11-24): mean over 3 seeds
+(1020, 244, 417) after 15,000 PPO steps with the card's hyperparameters; the untrained policy's beside it.
 """
 import numpy as np
 

@@ -4,6 +4,10 @@ the target, plus a small penalty on cart speed so it settles there instead of os
 
 env: InvertedPendulum-v5
 task: balance_at_right
+fitness: 0.774
+untrained: 0.0135
+Measured by `autoreward bench --suite quality-quick` (2026-11-24): mean over 3 seeds
+(0.853, 0.809, 0.659) after 15,000 PPO steps with the card's hyperparameters; the untrained policy's beside it.
 """
 
 
