@@ -81,6 +81,9 @@ def test_repair_prompt_explains_how_components_make_the_total():
     alive = "add a constant positive term for every step it stays healthy or alive"
     assert alive in render("designer_repair.j2", error="failing pays: ...", kind="failing_pays", **var)
     assert alive not in render("designer_repair.j2", error="NameError", kind="exception", **var)
+    shape = "The example only shows the shape"
+    assert shape in render("designer_repair.j2", error="static: compute_reward is the example ...", kind="example_copy", **var)
+    assert shape not in render("designer_repair.j2", error="NameError", kind="exception", **var)
 
 
 @pytest.mark.slow
