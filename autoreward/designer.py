@@ -135,11 +135,14 @@ class Draft:
     index: int
     source: str | None
     raw: str
+    #: which ask it answered: "" the iteration's first, "refill<n>" after every sample was
+    #: rejected, "diverse<n>" after dedupe dropped copies (a resumed run counts rounds by it)
+    round: str = ""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Draft":
         """A draft saved in ``designs.json`` (keys of older versions are ignored)."""
-        return cls(int(d["index"]), d.get("source"), str(d.get("raw", "")))
+        return cls(int(d["index"]), d.get("source"), str(d.get("raw", "")), str(d.get("round", "")))
 
 
 @dataclass
@@ -186,15 +189,18 @@ class Designer:
         )
 
     def sample(
-        self, k: int, seed: int, parent: dict[str, Any] | None = None, feedback: str = "", failures: list[str] | None = None
+        self, k: int, seed: int, parent: dict[str, Any] | None = None, feedback: str = "", failures: list[str] | None = None,
+        written: list[str] | None = None,
     ) -> list[Draft]:
         """k samples: the initial prompt, or the refine prompt when a parent is given. Earlier
-        failures go into either prompt so the Designer sees every error."""
+        failures go into either prompt so the Designer sees every error; ``written`` (the
+        round's distinct programs, when dedupe dropped copies) asks for a different one."""
+        more = {"written": written} if written else {}  # absent, the prompt is byte-identical to one without (cache hits)
         if parent is None:
             template = self.initial_template
-            msgs, var = self._messages(template, failures=failures or [])
+            msgs, var = self._messages(template, failures=failures or [], **more)
         else:
-            msgs, var = self._messages("designer_refine.j2", feedback=feedback, **parent)
+            msgs, var = self._messages("designer_refine.j2", feedback=feedback, **parent, **more)
             template = "designer_refine.j2"
         outs = self.client.complete(msgs, n=k, temperature=self.temperature, seed=seed, template=template, variables=var)
         return [Draft(i, extract_code(c.text, self.function), c.text) for i, c in enumerate(outs)]

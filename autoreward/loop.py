@@ -63,6 +63,9 @@ class RunConfig(BaseModel):
     max_repairs: int = 3
     refill_rounds: int = Field(1, ge=0, description="When the critic rejects every sample of an iteration (after repairs), ask for this "
                                "many fresh rounds of samples, told every rejection, before the iteration gives up.")
+    diversity_rounds: int = Field(1, ge=0, description="When dedupe drops samples as copies (of each other or of earlier candidates), ask "
+                                  "this many times for as many fresh samples as were dropped, shown the round's distinct programs and "
+                                  "told to write a different one.")
     shaping: Literal["reward", "potential"] = Field(
         "reward", description="reward: the LLM writes the reward; potential: it writes a potential phi(state) and training uses the "
         "task's own signal + gamma * phi(s') - phi(s), which cannot change the optimal policy (Ng, Harada & Russell 1999)."
@@ -510,25 +513,32 @@ class Loop:
         # told every rejection (the 1.5B model kept a fall bonus through 3 repairs of one sample).
         # Not when the person edited this iteration (their edit is the steer); refill drafts are
         # saved in designs.json after the first ones, so a resumed run knows how many rounds ran.
-        rounds = max(0, designed - c.samples) // max(1, c.samples)
+        legacy = sum(1 for d in drafts[:designed] if not d.round and d.index >= c.samples)  # refills saved before rounds were labelled
+        rounds = len({d.round for d in drafts if d.round.startswith("refill")}) + legacy // max(1, c.samples)
         while not accepted and not edits and rounds < c.refill_rounds:
             self.check_budget()
             rounds += 1
             self.console.print(f"  the critic rejected every sample: asking for {c.samples} fresh ones, told why (refill {rounds} of {c.refill_rounds})")
-            parent = self.parent_info(self.state["parent"]) if self.state.get("parent") else None
-            fresh = designer.sample(c.samples, seed=seed + 50 * rounds, parent=parent, feedback=self.state.get("feedback", ""),
-                                    failures=[*self.failures(), *rejected])
-            fresh = [Draft(len(drafts) + j, d.source, d.raw) for j, d in enumerate(fresh)]
-            drafts.extend(fresh)
-            write_json(designs_path, [*read_json(designs_path), *(d.__dict__ for d in fresh)])  # the earlier entries keep their outcomes
-            accepted, more = self._vet_drafts(designer, fresh, it, designs_path, seed)
+            accepted, more = self._more_drafts(designer, drafts, it, designs_path, seed, c.samples, f"refill{rounds}", seed + 50 * rounds,
+                                               failures=[*self.failures(), *rejected])
             rejected.extend(more)
         earlier = [RewardProgram(x.source) for x in self.run_dir.candidates() if x.trained and not x.dir.is_relative_to(it)]
-        kept, dropped = dedup([p for _, p in accepted], earlier)
-        for j in dropped:
-            write_json(accepted[j][0] / "duplicate.json", {"duplicate": True, "how": "same program"})
-            self.view.candidate(accepted[j][0].name, "duplicate", "same program as one already trained or sampled, not trained")
-        to_train = self.behavioural_dedupe(it, [cand for j, (cand, _) in enumerate(accepted) if j not in dropped])
+        to_train = self._distinct(it, accepted, earlier)
+        # a round whose samples were copies (the 1.5B model copied the library's example: 1 distinct
+        # of 4) trains less than was asked for: ask for as many as were dropped, shown the distinct ones
+        diverse = len({d.round for d in drafts if d.round.startswith("diverse")})
+        while accepted and len(to_train) < len(accepted) and not edits and diverse < c.diversity_rounds:
+            self.check_budget()
+            diverse += 1
+            n = len(accepted) - len(to_train)
+            self.console.print(f"  dedupe left {len(to_train)} distinct of {len(accepted)}: asking for {n} different ones "
+                               f"(round {diverse} of {c.diversity_rounds})")
+            written = [(cand / "reward.py").read_text() for cand in to_train]
+            fresh, more = self._more_drafts(designer, drafts, it, designs_path, seed, n, f"diverse{diverse}", seed + 70 + diverse,
+                                            failures=self.failures(), written=written)
+            rejected.extend(more)
+            accepted = [*accepted, *fresh]
+            to_train = self._distinct(it, accepted, earlier)
         self.train(to_train)
         to_train = [x for x in to_train if (x / "metrics.json").exists()]  # a spent step budget leaves some untrained
         self.save_state()
@@ -538,6 +548,28 @@ class Loop:
             self.save_state()
         best = self.best()
         write_json(it / "summary.json", {"best": best.summary() if best else None, "candidates": [x.summary() for x in self.run_dir.candidates(i) if x.trained]})
+
+    def _more_drafts(
+        self, designer: Designer, drafts: list[Draft], it: Path, designs_path: Path, seed: int, n: int, label: str, ask_seed: int,
+        failures: list[str], written: list[str] | None = None,
+    ) -> tuple[list[tuple[Path, RewardProgram]], list[str]]:
+        """Ask for ``n`` more samples (round ``label``), append them to ``drafts`` and to
+        designs.json (the earlier entries keep their outcomes) and vet them."""
+        parent = self.parent_info(self.state["parent"]) if self.state.get("parent") else None
+        fresh = designer.sample(n, seed=ask_seed, parent=parent, feedback=self.state.get("feedback", ""), failures=failures, written=written)
+        fresh = [Draft(len(drafts) + j, d.source, d.raw, label) for j, d in enumerate(fresh)]
+        drafts.extend(fresh)
+        write_json(designs_path, [*read_json(designs_path), *(d.__dict__ for d in fresh)])
+        return self._vet_drafts(designer, fresh, it, designs_path, seed)
+
+    def _distinct(self, it: Path, accepted: list[tuple[Path, RewardProgram]], earlier: list[RewardProgram]) -> list[Path]:
+        """The accepted candidates to train: exact copies (of each other or of an earlier
+        iteration's trained programs) and behavioural copies are marked duplicate and left out."""
+        _, dropped = dedup([p for _, p in accepted], earlier)
+        for j in dropped:
+            write_json(accepted[j][0] / "duplicate.json", {"duplicate": True, "how": "same program"})
+            self.view.candidate(accepted[j][0].name, "duplicate", "same program as one already trained or sampled, not trained")
+        return self.behavioural_dedupe(it, [cand for j, (cand, _) in enumerate(accepted) if j not in dropped])
 
     def _vet_drafts(self, designer: Designer, drafts: list[Draft], it: Path, designs_path: Path,
                     seed: int) -> tuple[list[tuple[Path, RewardProgram]], list[str]]:

@@ -16,6 +16,7 @@ import yaml
 from autoreward.critic.review import parse_review
 from autoreward.critic.static import example_copy_error
 from autoreward.designer import extract_code, parse_fitness_proposal
+from autoreward.llm import read_log
 from autoreward.prompts_io import render
 
 DEFAULT_EXAMPLE = render("reward_example_continuous.j2")  # the example HalfCheetah's designer is shown
@@ -270,6 +271,34 @@ def test_interactive_edit_in_editor_and_token_cap(tmp_path):
     # iteration 0 costs about 850 tokens with its analyzer summary, iteration 1 about 1,200 more:
     # the budget is spent within iteration 1 (no LLM request after that), so no iteration 2
     assert result["stopped"].startswith("token budget of 1500") and not (run / "iter2").exists()
+
+
+@pytest.mark.slow
+def test_samples_dedupe_drops_as_copies_are_asked_for_again_shown_the_distinct_ones(tmp_path):
+    """The 1.5B model copied the library's example: dedupe left 1 distinct of 4 samples and the
+    iteration trained one candidate. Now it asks for as many as were dropped, shown the round's
+    distinct programs (`diversity_rounds`, data), and trains what differs."""
+    other = GOOD.replace("-0.1 *", "-0.02 *")
+    rules = [
+        {"match": "were already written for this task in this round", "response": f"A different one.\n```python\n{other}```"},
+        {"match": "Does this code reward the task as written?", "response": "VERDICT: ACCEPT\nREASON: it rewards moving towards -x."},
+        {"match": "Measured numbers:", "response": "It moved backwards."},
+    ]
+    path = tmp_path / "script.yaml"
+    path.write_text(yaml.safe_dump(rules + [f"```python\n{GOOD}```"]))
+    r = cli("run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards", "--model", f"scripted:{path}",
+            "--iterations", "1", "--samples", "3", *FAST, "--out", "runs", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "dedupe left 1 distinct of 3: asking for 2 different ones (round 1 of 1)" in r.stdout
+    (run,) = (tmp_path / "runs").iterdir()
+    designs = json.loads((run / "iter0" / "designs.json").read_text())
+    assert [(d["index"], d["round"]) for d in designs] == [(0, ""), (1, ""), (2, ""), (3, "diverse1"), (4, "diverse1")]
+    assert all(d["accepted"] for d in designs)
+    asked = [e for e in read_log(run) if e["template"] == "designer_initial.j2" and "already written" in e["messages"][-1]["content"]]
+    assert len(asked) == 1 and GOOD.strip() in asked[0]["messages"][-1]["content"]
+    trained = sorted(p.parent.name for p in (run / "iter0").glob("cand*/metrics.json"))
+    assert trained == ["cand0", "cand3"]  # cand4 repeated cand3: one round only, so it stays a duplicate
+    assert (run / "iter0" / "cand4" / "duplicate.json").exists() and (run / "iter0" / "cand1" / "duplicate.json").exists()
 
 
 @pytest.mark.slow
