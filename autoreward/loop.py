@@ -533,7 +533,7 @@ class Loop:
             n = len(accepted) - len(to_train)
             self.console.print(f"  dedupe left {len(to_train)} distinct of {len(accepted)}: asking for {n} different ones "
                                f"(round {diverse} of {c.diversity_rounds})")
-            written = [(cand / "reward.py").read_text() for cand in to_train]
+            written = [p.source for p in dedup([p for _, p in accepted])[0]]  # what this round wrote, copies of earlier runs' too
             fresh, more = self._more_drafts(designer, drafts, it, designs_path, seed, n, f"diverse{diverse}", seed + 70 + diverse,
                                             failures=self.failures(), written=written)
             rejected.extend(more)
