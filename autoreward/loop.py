@@ -445,8 +445,9 @@ class Loop:
             mine = load_rewards(cand / REWARDS_FILE)
             dup = None if mine is None or (cand / "metrics.json").exists() else behavioural_duplicate(mine, known)
             if dup is not None:
-                write_json(cand / "duplicate.json", {"duplicate": True, "of": dup.of, "how": dup.how, "score": dup.score})
-                self.view.candidate(cand.name, "duplicate", f"{dup.message()}, not trained")
+                if not (cand / "duplicate.json").exists():  # said once, not again on the diversity round's pass
+                    write_json(cand / "duplicate.json", {"duplicate": True, "of": dup.of, "how": dup.how, "score": dup.score})
+                    self.view.candidate(cand.name, "duplicate", f"{dup.message()}, not trained")
                 continue
             keep.append(cand)
             if mine is not None:
@@ -567,6 +568,8 @@ class Loop:
         iteration's trained programs) and behavioural copies are marked duplicate and left out."""
         _, dropped = dedup([p for _, p in accepted], earlier)
         for j in dropped:
+            if (accepted[j][0] / "duplicate.json").exists():  # marked by an earlier pass of this iteration (the diversity round's)
+                continue
             write_json(accepted[j][0] / "duplicate.json", {"duplicate": True, "how": "same program"})
             self.view.candidate(accepted[j][0].name, "duplicate", "same program as one already trained or sampled, not trained")
         return self.behavioural_dedupe(it, [cand for j, (cand, _) in enumerate(accepted) if j not in dropped])

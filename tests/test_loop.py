@@ -290,6 +290,7 @@ def test_samples_dedupe_drops_as_copies_are_asked_for_again_shown_the_distinct_o
             "--iterations", "1", "--samples", "3", *FAST, "--out", "runs", cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "dedupe left 1 distinct of 3: asking for 2 different ones (round 1 of 1)" in r.stdout
+    assert r.stdout.count("cand1: same program as one already trained") == 1  # said once, not again after the round
     (run,) = (tmp_path / "runs").iterdir()
     designs = json.loads((run / "iter0" / "designs.json").read_text())
     assert [(d["index"], d["round"]) for d in designs] == [(0, ""), (1, ""), (2, ""), (3, "diverse1"), (4, "diverse1")]
