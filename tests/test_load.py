@@ -105,10 +105,12 @@ def test_three_iterations_of_sixteen_samples_leave_no_worker_and_flat_memory(tmp
     script = tmp_path / "script.yaml"
     script.write_text(yaml.safe_dump(rules + [f"Sample.\n```python\n{a}```" for a in answers]))
     (tmp_path / "driver.py").write_text(DRIVER)
+    # the copies are here to load the dedupe, not to be asked for again: no diversity round (test_loop tests that)
+    (tmp_path / "load.yaml").write_text("diversity_rounds: 0\n")
     numbers = tmp_path / "load.json"
     cmd = [sys.executable, "-m", "autoreward.cli", "run", "make the half-cheetah run backwards", "--env", "HalfCheetah-v5",
            "--preset", "run_backwards", "--model", f"scripted:{script}", "--iterations", str(ITERATIONS), "--samples", str(SAMPLES),
-           "--review", "veto", "--no-report", *TINY, "--out", str(tmp_path / "runs")]
+           "--review", "veto", "--no-report", "--config", str(tmp_path / "load.yaml"), *TINY, "--out", str(tmp_path / "runs")]
     d = subprocess.run([sys.executable, str(tmp_path / "driver.py"), str(numbers), *cmd], capture_output=True, text=True, cwd=tmp_path, timeout=3600)
     assert d.returncode == 0, d.stdout + d.stderr
     res = json.loads(numbers.read_text())
