@@ -143,6 +143,7 @@ class Loop:
         self.view = RunView(self.console)  # every progress line goes through it (a live table in a terminal)
         self.hook = hook
         self.confirm_fitness = confirm_fitness
+        self._said_duplicate: set[Path] = set()  # candidates the view has shown as duplicates (once each, resumed runs too)
         self.card: EnvCard = load_card(config.env, [Path(c) for c in config.cards])
         self.client = get_client(config.model, log_dir=self.dir)
         self.state_path = self.dir / "state.json"
@@ -445,9 +446,8 @@ class Loop:
             mine = load_rewards(cand / REWARDS_FILE)
             dup = None if mine is None or (cand / "metrics.json").exists() else behavioural_duplicate(mine, known)
             if dup is not None:
-                if not (cand / "duplicate.json").exists():  # said once, not again on the diversity round's pass
-                    write_json(cand / "duplicate.json", {"duplicate": True, "of": dup.of, "how": dup.how, "score": dup.score})
-                    self.view.candidate(cand.name, "duplicate", f"{dup.message()}, not trained")
+                write_json(cand / "duplicate.json", {"duplicate": True, "of": dup.of, "how": dup.how, "score": dup.score})
+                self._say_duplicate(cand, f"{dup.message()}, not trained")
                 continue
             keep.append(cand)
             if mine is not None:
@@ -568,11 +568,17 @@ class Loop:
         iteration's trained programs) and behavioural copies are marked duplicate and left out."""
         _, dropped = dedup([p for _, p in accepted], earlier)
         for j in dropped:
-            if (accepted[j][0] / "duplicate.json").exists():  # marked by an earlier pass of this iteration (the diversity round's)
-                continue
-            write_json(accepted[j][0] / "duplicate.json", {"duplicate": True, "how": "same program"})
-            self.view.candidate(accepted[j][0].name, "duplicate", "same program as one already trained or sampled, not trained")
+            cand = accepted[j][0]
+            if not (cand / "duplicate.json").exists():
+                write_json(cand / "duplicate.json", {"duplicate": True, "how": "same program"})
+            self._say_duplicate(cand, "same program as one already trained or sampled, not trained")
         return self.behavioural_dedupe(it, [cand for j, (cand, _) in enumerate(accepted) if j not in dropped])
+
+    def _say_duplicate(self, cand: Path, why: str) -> None:
+        """Show a candidate as a duplicate once: the diversity round's second dedupe pass finds it again."""
+        if cand not in self._said_duplicate:
+            self._said_duplicate.add(cand)
+            self.view.candidate(cand.name, "duplicate", why)
 
     def _vet_drafts(self, designer: Designer, drafts: list[Draft], it: Path, designs_path: Path,
                     seed: int) -> tuple[list[tuple[Path, RewardProgram]], list[str]]:
