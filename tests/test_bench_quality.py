@@ -85,6 +85,7 @@ def test_quality_suite_end_to_end_hns_from_its_own_seeds(tmp_path: Path) -> None
         assert v["hns"]["value"] is None and "expert did not beat" in v["hns"]["why"]
     # cost: tokens and LLM seconds from the run's own log; env steps = loop + 9 re-trainings
     assert v["tokens"] > 0 and v["llm_calls"] >= 2 and v["llm_seconds"] >= 0
+    assert v["llm_answers"] >= 2 and v["llm_cached"] == 0 == res["llm_cached_total"]  # a fresh cache
     assert v["loop_env_steps"] == 512 and t["retrain_env_steps"] == 9 * 512
     assert res["env_steps_total"] == 512 + 9 * 512 and res["tokens_total"] == v["tokens"]
     assert res["wall_s"] > 0 and t["wall_s"] > 0
@@ -95,6 +96,25 @@ def test_quality_suite_end_to_end_hns_from_its_own_seeds(tmp_path: Path) -> None
     # leave-one-out: the task's own expert never reached a designer prompt
     designer = [p for p in prompts if "compute_reward" in p and "Does this code reward" not in p]
     assert designer and not any("keep upright, small control cost" in p for p in designer)
+
+
+def test_llm_spend_counts_the_answers_the_cache_gave_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second run asking what a first one asked costs nothing; the bench says so instead of
+    reporting its 0 s as the model's speed."""
+    from autoreward.bench.quality import llm_spend
+    from autoreward.llm import get_client, read_log
+
+    monkeypatch.setenv("AUTOREWARD_CACHE_DIR", str(tmp_path / "cache"))
+    msgs = [{"role": "user", "content": "Make the cheetah run backwards."}]
+    with ScriptedLLMServer(default="def compute_reward(): ...") as server:
+        for run in ("first", "second"):
+            client = get_client("openai/test-model", tmp_path / run, api_base=server.openai_base, api_key="sk-test")
+            client.complete(msgs, n=2, temperature=0.5)
+            if run == "second":
+                client.complete(msgs + [{"role": "user", "content": "Again, differently."}], n=1, temperature=0.5)
+    first, second = (llm_spend(read_log(tmp_path / run)) for run in ("first", "second"))
+    assert first == {**first, "llm_calls": 1, "llm_answers": 2, "llm_cached": 0}
+    assert second == {**second, "llm_calls": 2, "llm_answers": 3, "llm_cached": 2}
 
 
 def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:

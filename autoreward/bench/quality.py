@@ -220,17 +220,28 @@ def run_loop(console: Console, t: dict[str, Any], variant: str, model: str | Non
         )
     except AutorewardError as exc:  # recorded; the other tasks and variants still run
         return {"error": str(exc), "run_dir": None, "best_source": None, "tokens": 0, "cost": 0.0, "llm_seconds": 0.0,
+                "llm_answers": 0, "llm_cached": 0,
                 "loop_env_steps": 0, "loop_wall_s": round(time.perf_counter() - t0, 1)}
     log = read_log(res.run_dir)
     return {
         "run_dir": str(res.run_dir), "best": str(res.best_path.parent.relative_to(res.run_dir)) if res.best_path else None,
         "best_source": res.best_source, "loop_best_fitness": res.fitness, "stopped": res.stopped,
         "tokens": int(res.summary.get("tokens", 0)), "cost": float(res.summary.get("cost", 0.0)),
-        "llm_calls": len(log), "llm_seconds": round(sum(float(e.get("duration_s") or 0.0) for e in log), 1),
+        **llm_spend(log),
         "candidates": len(res.candidates), "candidates_trained": sum(1 for c in res.candidates if c.trained),
         "loop_env_steps": sum(_steps(c.metrics) for c in res.candidates if c.metrics),
         "loop_wall_s": round(time.perf_counter() - t0, 1),
     }
+
+
+def llm_spend(log: list[dict[str, Any]]) -> dict[str, Any]:
+    """Calls, seconds and answers of a run's LLM log (``read_log``). ``llm_cached`` counts the
+    answers the on-disk cache gave back because an earlier run asked the same prompt with the
+    same seed: they cost 0 s and 0 tokens, so the table says how many there were, and a cold
+    measurement points AUTOREWARD_CACHE_DIR at an empty folder."""
+    answers = [r for e in log for r in e.get("responses") or []]
+    return {"llm_calls": len(log), "llm_seconds": round(sum(float(e.get("duration_s") or 0.0) for e in log), 1),
+            "llm_answers": len(answers), "llm_cached": sum(1 for r in answers if r.get("cached"))}
 
 
 def _steps(m: dict[str, Any]) -> int:
@@ -325,6 +336,8 @@ def summarize(tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     out["tokens_total"] = sum(lp["tokens"] for lp in loops)
     out["cost_total"] = sum(lp["cost"] for lp in loops)
     out["llm_seconds_total"] = round(sum(lp["llm_seconds"] for lp in loops), 1)
+    out["llm_answers_total"] = sum(lp.get("llm_answers", 0) for lp in loops)
+    out["llm_cached_total"] = sum(lp.get("llm_cached", 0) for lp in loops)
     out["env_steps_total"] = sum(lp["loop_env_steps"] for lp in loops) + sum(t["retrain_env_steps"] for t in tasks.values())
     return out
 
@@ -352,7 +365,8 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"- {v}: HNS mean {_f(results[key + '_hns_mean'])}, median {_f(results[key + '_hns_median'])}, "
                          f"HNS ≥ 1 on {_f(results[key + '_fraction_hns_ge_1'])} of {results[key + '_tasks_scored']} scored tasks")
     lines.append(f"- total: {results.get('tokens_total', 0):,} tokens, ${results.get('cost_total', 0.0):.2f}, "
-                 f"{results.get('llm_seconds_total', 0.0):.0f} LLM s, {results.get('env_steps_total', 0):,} env steps, "
+                 f"{results.get('llm_seconds_total', 0.0):.0f} LLM s ({results.get('llm_cached_total', 0)} of "
+                 f"{results.get('llm_answers_total', 0)} answers from the cache), {results.get('env_steps_total', 0):,} env steps, "
                  f"{results.get('wall_s', 0.0) / 60:.0f} min wall")
     return "\n".join(lines) + "\n"
 
