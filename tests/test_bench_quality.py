@@ -54,6 +54,7 @@ def test_quality_suite_end_to_end_hns_from_its_own_seeds(tmp_path: Path) -> None
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     res = json.loads((tmp_path / "q.json").read_text())
     assert res["suite"] == "quality-quick" and res["model"] == "openai/test-model"
+    assert "halfcheetah_run_backwards [library]: generated" in r.stdout  # the variant is text, not eaten as markup
     t = res["tasks"]["halfcheetah_run_backwards"]
     assert t["env"] == "HalfCheetah-v5" and t["preset"] == "run_backwards" and t["budget"]["steps"] == 512
     assert set(t["variants"]) == {"library"}  # the quick suite's variant

@@ -197,7 +197,7 @@ def run_task(console: Console, t: dict[str, Any], model: str | None, work: Path)
         g = e["generated"]["fitness"]["mean"] if e["generated"] else None
         console.print(f"{t['name']} [{v}]: generated {_f(g)}, expert {_f(entry['expert']['fitness']['mean'])}, sparse "
                       f"{_f(entry['sparse']['fitness']['mean'])}, untrained {_f(entry['untrained']['fitness']['mean'])} -> HNS {_f(e['hns']['value'])}",
-                      highlight=False)
+                      highlight=False, markup=False)  # "[library]" is text, not a rich tag
     return entry
 
 
@@ -283,7 +283,7 @@ def train_all(console: Console, t: dict[str, Any], sources: dict[str, tuple[str,
         with lock:
             out[job] = row
             msg = f"fitness {row['fitness']:.4g}, success {row['success_rate']:.2f}" if row["ok"] else f"FAILED: {row['error']}"
-            console.print(f"  [{len(out)}/{len(jobs)}] {t['name']} {kind} seed {seed}: {msg} ({row['wall_s']:.0f} s)", highlight=False)
+            console.print(f"  [{len(out)}/{len(jobs)}] {t['name']} {kind} seed {seed}: {msg} ({row['wall_s']:.0f} s)", highlight=False, markup=False)
 
     with ThreadPoolExecutor(max_workers=max(1, int(b["parallel"]))) as pool:
         list(pool.map(one, jobs))
