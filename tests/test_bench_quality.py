@@ -97,6 +97,10 @@ def test_quality_suite_end_to_end_hns_from_its_own_seeds(tmp_path: Path) -> None
     # leave-one-out: the task's own expert never reached a designer prompt
     designer = [p for p in prompts if "compute_reward" in p and "Does this code reward" not in p]
     assert designer and not any("keep upright, small control cost" in p for p in designer)
+    from autoreward.library import entry_id
+
+    shown = v["library_shown"]  # the ids the run's library.json names: other shipped rewards, never the task's own
+    assert shown and entry_id("HalfCheetah-v5", EXPERT) not in shown
 
 
 def test_llm_spend_counts_the_answers_the_cache_gave_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -220,7 +220,7 @@ def run_loop(console: Console, t: dict[str, Any], variant: str, model: str | Non
         )
     except AutorewardError as exc:  # recorded; the other tasks and variants still run
         return {"error": str(exc), "run_dir": None, "best_source": None, "tokens": 0, "cost": 0.0, "llm_seconds": 0.0,
-                "llm_answers": 0, "llm_cached": 0,
+                "llm_answers": 0, "llm_cached": 0, "library_shown": [],
                 "loop_env_steps": 0, "loop_wall_s": round(time.perf_counter() - t0, 1)}
     log = read_log(res.run_dir)
     return {
@@ -228,10 +228,21 @@ def run_loop(console: Console, t: dict[str, Any], variant: str, model: str | Non
         "best_source": res.best_source, "loop_best_fitness": res.fitness, "stopped": res.stopped,
         "tokens": int(res.summary.get("tokens", 0)), "cost": float(res.summary.get("cost", 0.0)),
         **llm_spend(log),
+        "library_shown": library_shown(res.run_dir),
         "candidates": len(res.candidates), "candidates_trained": sum(1 for c in res.candidates if c.trained),
         "loop_env_steps": sum(_steps(c.metrics) for c in res.candidates if c.metrics),
         "loop_wall_s": round(time.perf_counter() - t0, 1),
     }
+
+
+def library_shown(run_dir: Path) -> list[str]:
+    """Ids of the library entries the run's first prompt showed (its ``library.json``). Empty in
+    a library variant means its prompt was the no-library one, so the two variants' results
+    are the same run twice, not a measure of the library."""
+    from autoreward.rundir import read_json
+
+    path = run_dir / "library.json"
+    return [e["id"] for e in read_json(path).get("examples", [])] if path.exists() else []
 
 
 def llm_spend(log: list[dict[str, Any]]) -> dict[str, Any]:
