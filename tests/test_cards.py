@@ -115,3 +115,59 @@ def test_default_reward_examples_fit_their_action_space():
         assert check_source(source) == []
         total, comps = RewardCaller.compile(source)(None, action, None, {})
         assert total == sum(comps.values()) and total < 0
+
+
+# --- training settings and budgets (issue 22) --------------------------------------------------
+
+
+def test_every_card_loads_its_training_settings_and_has_a_budget():
+    """A card whose settings fail to load, or whose budget is missing, fails here: every command
+    trains a preset for the card's budget (where its expert reaches the success threshold)."""
+    from autoreward.train.algos import validate_hyperparams
+
+    cards = all_cards()
+    for card in cards.values():
+        tr = card.training
+        assert tr.budget_steps, f"{card.id}: training.budget_steps is missing"
+        assert tr.budget_source.strip(), f"{card.id}: training.budget_source must say what the budget rests on"
+        for name, task in card.tasks.items():
+            assert card.budget_steps(name) == (task.budget_steps or tr.budget_steps) >= 1
+        for settings in [tr, *(tr.profile(p) for p in tr.profiles)]:
+            for algo, hp in settings.hyperparams.items():  # names SB3 knows, checked as a run checks them
+                validate_hyperparams(algo, hp)
+
+
+def test_quality_mujoco_cards_train_fast_and_keep_the_zoo_settings_as_a_profile():
+    for env in ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Swimmer-v5", "InvertedPendulum-v5", "Ant-v5"):
+        card = load_card(env)
+        assert (card.training.n_envs, card.training.vec_env) == (16, "dummy"), env
+        assert card.training.hyperparams["ppo"]["batch_size"] == 512
+        zoo = card.with_profile("zoo")
+        assert zoo.training.n_envs in (1, 4) and "profiles" not in zoo.training.model_dump(exclude_defaults=True)
+        assert zoo.training.budget_steps == card.training.budget_steps and zoo.training.max_episode_steps == card.training.max_episode_steps
+    cheetah = load_card("HalfCheetah-v5").with_profile("zoo").training  # today's settings, as they were
+    assert cheetah.n_envs == 1 and cheetah.hyperparams["ppo"]["learning_rate"] == pytest.approx(2.0633e-05)
+    with pytest.raises(CardError, match="no training profile 'fast'"):
+        load_card("HalfCheetah-v5").with_profile("fast")
+
+
+def test_a_bad_profile_fails_at_load_and_a_card_without_budget_gets_the_fallback(tmp_path):
+    from autoreward.cards.schema import FALLBACK_BUDGET_STEPS
+
+    src = Path(__file__).parents[1] / "examples" / "cards" / "Pendulum-v1.yaml"
+    user = load_card(str(src))  # a user's card names no budget: the global default of before
+    assert user.training.budget_steps is None
+    assert all(user.budget_steps(t) == FALLBACK_BUDGET_STEPS for t in user.tasks) and user.budget_steps(None) == FALLBACK_BUDGET_STEPS
+    bad = tmp_path / "Bad-v1.yaml"
+    bad.write_text(src.read_text().replace("training:\n", "training:\n  profiles: {old: {algo: dqn_typo}}\n", 1))
+    with pytest.raises(CardError, match=r"Bad-v1.yaml: training: .*profile 'old'.*dqn_typo"):
+        load_card(str(bad))
+
+
+def test_run_and_eval_default_to_the_card_budget():
+    from autoreward.api import run_config
+
+    card = load_card("HalfCheetah-v5")
+    assert run_config("run backwards", "HalfCheetah-v5", preset="run_backwards").steps == card.budget_steps("run_backwards")
+    assert run_config("run backwards", "HalfCheetah-v5", preset="run_backwards", steps=1234).steps == 1234
+    assert run_config("run backwards", "HalfCheetah-v5").steps == card.training.budget_steps  # free-form: the card's

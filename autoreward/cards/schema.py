@@ -12,12 +12,16 @@ import importlib
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from autoreward.errors import CardError, UnknownTaskError
 from autoreward.train.algos import ALGORITHMS
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+#: the training budget of a card that names none (a user's card): the global default that every
+#: command used before budgets were measured per card (issue 22)
+FALLBACK_BUDGET_STEPS = 20_000
 
 
 class FieldSpec(BaseModel):
@@ -72,10 +76,15 @@ class TaskSpec(BaseModel):
         description="Per-task facts for the card's analyzer hook (Crafter: the achievement that means success, "
         "the deaths that mean failure); passed to it as keyword arguments.",
     )
+    budget_steps: int | None = Field(
+        None, ge=1, description="This task's default training steps, over the card's training.budget_steps (see there)."
+    )
 
 
 class TrainingSpec(BaseModel):
-    """Default training settings; hyperparameters are data, taken from rl-zoo3 where it has them."""
+    """Default training settings, chosen for wall-clock learning on the user's cores and recorded
+    with the measurement that chose them (``source``); hyperparameters are data. Earlier settings
+    stay as named ``profiles`` so a benchmark can train with them beside the defaults."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -89,6 +98,17 @@ class TrainingSpec(BaseModel):
     policy: str = "MlpPolicy"
     hyperparams: dict[str, dict[str, Any]] = Field(default_factory=dict)
     source: str = ""
+    budget_steps: int | None = Field(
+        None, ge=1, description="Default training steps (``--steps`` of run and eval, the quality suite's budget): where the card's "
+        "expert reward reaches its task's success threshold with these settings, measured by `autoreward bench --suite behaviour`; "
+        "a task's own budget_steps overrides it.",
+    )
+    budget_source: str = Field("", description="The measurement behind budget_steps (benchmark file, steps and seconds to threshold).")
+    profiles: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Named alternative settings (e.g. zoo: the rl-zoo3 settings used before issue 22): each maps keys of this "
+        "section to the values that replace them (a whole key: hyperparams is replaced, not merged). See EnvCard.with_profile.",
+    )
 
     @field_validator("algo")
     @classmethod
@@ -96,6 +116,24 @@ class TrainingSpec(BaseModel):
         if v not in ALGORITHMS:
             raise ValueError(f"unknown algo {v!r}; use one of {', '.join(ALGORITHMS)}")
         return v
+
+    @model_validator(mode="after")
+    def _check_profiles(self) -> "TrainingSpec":
+        """A profile is checked when the card loads, not when a benchmark first trains with it."""
+        for name, over in self.profiles.items():
+            if "profiles" in over:
+                raise ValueError(f"profile {name!r} cannot hold profiles of its own")
+            try:
+                self.profile(name)
+            except ValueError as exc:
+                raise ValueError(f"profile {name!r}: {' '.join(str(exc).split())}") from None
+        return self
+
+    def profile(self, name: str) -> "TrainingSpec":
+        """These settings with profile ``name``'s keys replacing their own (no profiles kept)."""
+        if name not in self.profiles:
+            raise ValueError(f"no training profile {name!r}; known: {', '.join(self.profiles) or 'none'}")
+        return TrainingSpec.model_validate({**self.model_dump(exclude={"profiles"}), **self.profiles[name]})
 
 
 class EnvCard(BaseModel):
@@ -147,6 +185,21 @@ class EnvCard(BaseModel):
     def measure_exprs(self) -> dict[str, str]:
         """name -> expression, as ``episode.fitness_function`` takes them."""
         return {name: m.expr for name, m in self.measures.items()}
+
+    def budget_steps(self, task: str | None = None) -> int:
+        """Default training steps for ``task`` (a preset name, or None for a free-form task): the
+        task's own budget, else the card's, else :data:`FALLBACK_BUDGET_STEPS` for a card that
+        names none. A behaviour is judged where it appears, not at one global step count."""
+        t = self.tasks.get(task) if task else None
+        return (t.budget_steps if t and t.budget_steps else None) or self.training.budget_steps or FALLBACK_BUDGET_STEPS
+
+    def with_profile(self, name: str) -> "EnvCard":
+        """This card trained with profile ``name`` (a benchmark's "today's settings" beside the defaults)."""
+        try:
+            training = self.training.profile(name)
+        except ValueError as exc:
+            raise CardError(f"card {self.id}: {exc}") from None
+        return self.model_copy(update={"training": training})
 
     def task(self, name: str) -> TaskSpec:
         """The preset ``name``, or a one-line error listing the presets."""
