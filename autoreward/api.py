@@ -207,7 +207,7 @@ class Evaluation:
 
 
 def evaluate(
-    reward: str | Path, env: str, task: str = "default", *, steps: int = 50_000, algo: str = "", seed: int = 0,
+    reward: str | Path, env: str, task: str = "default", *, steps: int | None = None, algo: str = "", seed: int = 0,
     hyperparams: dict[str, Any] | None = None, max_episode_steps: int | None = None, eval_episodes: int = 5,
     device: str = "auto", skip_check: bool = False, policy: str = "", env_kwargs: dict[str, Any] | None = None,
     out: Path | str = "runs", cards: list[Path] | None = None, tensorboard: bool = False,
@@ -218,13 +218,15 @@ def evaluate(
 
     ``on_verdict`` is called once the critic is done, ``on_event`` with the training's progress
     events; a rejected reward is not trained unless ``skip_check``. ``shaping="potential"``: the
-    file defines ``compute_potential(state)`` and training shapes the task's own signal with it."""
+    file defines ``compute_potential(state)`` and training shapes the task's own signal with it.
+    ``steps`` None: the card's budget for ``task`` (where its expert reaches the success threshold)."""
     check_shaping(shaping)
     if algo:
         algorithm(algo)
     program = _program(reward)
     card = load_card(env, cards)
     t = card.task(task)
+    steps = steps or card.budget_steps(task)
     hp = dict(hyperparams or {})
     validate_hyperparams(algo or card.training.algo, hp, trainer)
     validate_policy(policy)
@@ -350,6 +352,8 @@ def run_config(task: str, env: str, **options: Any) -> RunConfig:
     validate_policy(options.get("policy", ""))
     require_tensorboard(bool(options.get("tensorboard")))
     options["env_kwargs"] = checked_env_kwargs(card, options.get("env_kwargs") or {}, card.task(preset).make_kwargs if preset else {})
+    if not options.get("steps"):  # the card's budget: where its expert reaches the task's success threshold
+        options["steps"] = card.budget_steps(preset)
     try:
         return RunConfig(task=task, env=card.id, cards=cards, **options)
     except ValidationError as exc:

@@ -166,7 +166,7 @@ def eval_cmd(
     reward: Path = typer.Argument(..., help="A Python file defining compute_reward(prev, action, state, memory)."),
     env: str = typer.Option(..., "--env", help="Env id, e.g. HalfCheetah-v5."),
     task: str = typer.Option("default", "--task", help="Preset task of the env card."),
-    steps: int = typer.Option(50_000, "--steps", min=1, help="Environment steps to train."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Environment steps to train (default: the card's budget for the task, where its expert reaches the success threshold)."),
     algo: str = typer.Option("", "--algo", help="ppo or sac (default: the card's)."),
     seed: int = typer.Option(0, "--seed"),
     sets: list[str] = typer.Option([], "--set", help="Hyperparameter override key=value (repeatable)."),
@@ -188,6 +188,8 @@ def eval_cmd(
     _require_confinement(require_confinement)
     from autoreward import api
 
+    if steps is None:  # the bar needs the total before training starts
+        steps = _card(env, cards).budget_steps(task)
     with _TrainingProgress(steps) as progress:
         ev = api.evaluate(
             reward, env, task, steps=steps, algo=algo, seed=seed, hyperparams=_parse_sets(sets), max_episode_steps=max_episode_steps,
@@ -213,10 +215,14 @@ def eval_cmd(
     console.print(f"metrics: {ev.candidate_dir / 'metrics.json'}  policy: {ev.candidate_dir / 'policy.zip'}")
 
 
-def _task_spec(env: str, task: str, cards: Optional[Path]) -> Any:
+def _card(env: str, cards: Optional[Path]) -> Any:
     from autoreward.cards import load_card
 
-    return load_card(env, _cards(cards)).task(task)
+    return load_card(env, _cards(cards))
+
+
+def _task_spec(env: str, task: str, cards: Optional[Path]) -> Any:
+    return _card(env, cards).task(task)
 
 
 class _TrainingProgress:
@@ -258,14 +264,17 @@ class _TrainingProgress:
 
 @app.command()
 def bench(
-    suite: str = typer.Option("quick", "--suite", help="quick, crafter, fitness, metaworld, search, quality or quality-quick."),
+    suite: str = typer.Option("quick", "--suite", help="quick, crafter, fitness, metaworld, search, quality, quality-quick or behaviour."),
     out: Path = typer.Option(Path("bench.json"), "--out", help="Where to write the JSON results."),
     model: Optional[str] = typer.Option(None, "--model", help="quality suites: the model the loop uses (default: the embedded one)."),
     tasks: Optional[str] = typer.Option(None, "--tasks", help="quality suites: comma-separated task names (autoreward/bench/quality.yaml)."),
     variants: Optional[str] = typer.Option(None, "--variants", help="quality suites: loop variants, comma-separated: library, no-library, potential, potential-no-library, or none (experts and baselines only)."),
     no_library: bool = typer.Option(False, "--no-library", help="quality suites: the loop without the reward library (same as --variants no-library)."),
     shaping: Optional[str] = typer.Option(None, "--shaping", help="quality suites: potential also runs the loop with --shaping potential on every task, beside the normal mode."),
-    bench_config: Optional[Path] = typer.Option(None, "--config", help="quality suites: a YAML merged over autoreward/bench/quality.yaml (budgets, tasks)."),
+    bench_config: Optional[Path] = typer.Option(None, "--config", help="quality suites: a YAML merged over autoreward/bench/quality.yaml (budgets, tasks); behaviour: over behaviour.yaml."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="behaviour: comma-separated training seeds (default: behaviour.yaml's)."),
+    cap: Optional[float] = typer.Option(None, "--cap", min=1, help="behaviour: wall-time cap per training job, in seconds (default 600)."),
+    profiles: Optional[str] = typer.Option(None, "--profiles", help="behaviour: card training profiles, comma-separated: default (the card's settings), zoo (before issue 22)."),
 ) -> None:
     """Measure speed targets (ratios measured in one run, since these machines are noisy) and reward quality."""
     import inspect
@@ -278,8 +287,8 @@ def bench(
         raise ConfigError(f"unknown --suite {suite!r}", f"choose one of: {', '.join(SUITES)}")
     from autoreward.bench.quality import choose_variants
 
-    options = {"model": model, "tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
-               "variants": choose_variants(variants, no_library, shaping), "config": bench_config}
+    options = {"model": model, "tasks": _csv(tasks), "variants": choose_variants(variants, no_library, shaping), "config": bench_config,
+               "seeds": [int(s) for s in _csv(seeds) or []] or None, "cap_s": cap, "profiles": _csv(profiles)}
     fn = suite_fn(suite)
     given = {k: v for k, v in options.items() if v is not None}
     takes_options = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
@@ -291,6 +300,11 @@ def bench(
     write_json(out, results)
     console.print_json(json.dumps({k: v for k, v in results.items() if not isinstance(v, (dict, list))}))
     console.print(f"written: {out}")
+
+
+def _csv(text: Optional[str]) -> Optional[list[str]]:
+    """A comma-separated option as a list; None when not given."""
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +321,7 @@ def run(
     model: Optional[str] = typer.Option(None, "--model", help="local (default), scripted:FILE, openai/..., anthropic/..., ollama/..."),
     iterations: int = typer.Option(2, "--iterations", min=1),
     samples: int = typer.Option(2, "--samples", min=1, help="Reward programs asked for per iteration."),
-    steps: int = typer.Option(20_000, "--steps", min=1, help="Training steps per candidate."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps per candidate (default: the card's budget for the preset, where its expert reaches the success threshold)."),
     algo: str = typer.Option("", "--algo", help="ppo or sac (default: the card's)."),
     seed: int = typer.Option(0, "--seed"),
     sets: list[str] = typer.Option([], "--set", help="Hyperparameter override key=value (repeatable)."),

@@ -57,7 +57,8 @@ class RunConfig(BaseModel):
     model: str | None = None
     iterations: int = 2
     samples: int = 2
-    steps: int = 20_000
+    steps: int = Field(0, ge=0, description="Training steps per candidate; 0: the card's budget for the preset (training.budget_steps: "
+                       "where the card's expert reaches its success threshold).")
     algo: str = ""
     seed: int = 0
     max_repairs: int = 3
@@ -145,6 +146,8 @@ class Loop:
         self.confirm_fitness = confirm_fitness
         self._said_duplicate: set[Path] = set()  # candidates the view has shown as duplicates (once each, resumed runs too)
         self.card: EnvCard = load_card(config.env, [Path(c) for c in config.cards])
+        if not config.steps:  # the card's budget, where its expert shows the behaviour (api.run_config resolves it too)
+            config.steps = self.card.budget_steps(config.preset)
         self.client = get_client(config.model, log_dir=self.dir)
         self.state_path = self.dir / "state.json"
         self.state: dict[str, Any] = read_json(self.state_path) if self.state_path.exists() else {

@@ -17,7 +17,7 @@ GOOD = (Path(__file__).parents[1] / "examples" / "halfcheetah_backwards.py").rea
 FLIPPED = GOOD.replace("backward = -state.x_velocity", "backward = state.x_velocity")
 REFINED = GOOD.replace("-0.1 *", "-0.05 *")
 #: tiny training, enough for a fitness: the loop's own defaults otherwise
-TINY = {"steps": 256, "max_episode_steps": 50, "eval_episodes": 1, "hyperparams": {"n_steps": 128, "batch_size": 64, "n_epochs": 1}}
+TINY = {"steps": 256, "n_envs": 1, "max_episode_steps": 50, "eval_episodes": 1, "hyperparams": {"n_steps": 128, "batch_size": 64, "n_epochs": 1}}
 
 
 def scripted_model(tmp_path: Path) -> str:

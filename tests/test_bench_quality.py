@@ -30,7 +30,7 @@ def compute_reward(prev, action, state, memory):
 '''
 TINY = {  # budgets under the suite's own entry: they override quality.yaml's defaults and the suite's
     "suites": {"quality-quick": {"iterations": 1, "samples": 1, "steps": 512, "seeds": [1000, 1001, 1002], "eval_episodes": 1, "parallel": 2,
-                                 "workers": 1, "hyperparams": {"n_steps": 256, "n_epochs": 1, "batch_size": 64}}},
+                                 "workers": 1, "n_envs": 1, "hyperparams": {"n_steps": 256, "n_epochs": 1, "batch_size": 64}}},
     "tasks": {"halfcheetah_run_backwards": {"max_episode_steps": 100}},
 }
 

@@ -22,7 +22,7 @@ except ImportError:
 
 GOOD = (Path(__file__).parents[1] / "examples" / "halfcheetah_backwards.py").read_text()
 OTHER = GOOD.replace("0.5 * max", "0.4 * max")
-FAST = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1"]
+FAST = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1", "--n-envs", "1"]
 ANALYSIS = "The policy learned to move backwards."
 
 

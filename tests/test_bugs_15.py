@@ -27,7 +27,7 @@ from autoreward.program import RewardProgram
 
 GOOD = (Path(__file__).parents[1] / "examples" / "halfcheetah_backwards.py").read_text()
 TINY = ["--steps", "256", "--max-episode-steps", "50", "--eval-episodes", "1",
-        "--set", "n_steps=128", "--set", "batch_size=64", "--set", "n_epochs=1"]
+        "--set", "n_steps=128", "--set", "batch_size=64", "--set", "n_epochs=1", "--n-envs", "1"]
 
 HELPER_FIRST = '''I split it in two. A helper first:
 

@@ -153,7 +153,7 @@ GOOD = (Path(__file__).parents[1] / "examples" / "halfcheetah_backwards.py").rea
 ANSWER = f"Here is my reward.\n```python\n{GOOD}```"
 REVIEW = "Does this code reward the task as written?"
 ANALYZER = "Measured numbers:"
-FAST = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1"]
+FAST = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1", "--n-envs", "1"]
 
 
 def _loop_server(s: ScriptedLLMServer) -> ScriptedLLMServer:

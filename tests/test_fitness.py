@@ -18,7 +18,7 @@ from autoreward.errors import ConfigError, RewardProgramError
 from autoreward.prompts_io import render
 
 GOOD = (Path(__file__).parents[1] / "examples" / "halfcheetah_backwards.py").read_text()
-FAST = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1"]
+FAST = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1", "--n-envs", "1"]
 ARRAY = "FITNESS: ep.series('x_velocity') / ep.duration\nTHRESHOLD: 0.01\nDESCRIPTION: speed"  # what the 1.5B model wrote
 FIXED = "FITNESS: backward_speed\nTHRESHOLD: 2.0\nDESCRIPTION: mean backward speed in m/s"
 

@@ -182,7 +182,7 @@ def test_the_shipped_examples_are_seeds():
 # The loop: the first prompt shows the library, the best is added
 
 
-FAST = ["--steps", "1024", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1"]
+FAST = ["--steps", "1024", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1", "--n-envs", "1"]
 MARKED = reward("x_velocity", marker="library-example-7f3a").replace("float(np.sum(state.x_velocity))", "-float(state.x_velocity)")
 
 

@@ -17,7 +17,7 @@ from autoreward.report.live import RunView
 GOOD = (Path(__file__).parents[1] / "examples" / "halfcheetah_backwards.py").read_text()
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 TINY = ["--iterations", "1", "--samples", "1", "--steps", "1024", "--max-episode-steps", "100", "--eval-episodes", "1",
-        "--set", "n_steps=256", "--set", "n_epochs=1", "--no-report", "--no-library", "--out", "runs"]
+        "--set", "n_steps=256", "--set", "n_epochs=1", "--n-envs", "1", "--no-report", "--no-library", "--out", "runs"]
 
 
 def _drive(view: RunView) -> None:

@@ -22,7 +22,7 @@ import yaml
 
 ITERATIONS, SAMPLES = 3, 16
 TINY = ["--steps", "256", "--max-episode-steps", "50", "--eval-episodes", "1",
-        "--set", "n_steps=128", "--set", "batch_size=64", "--set", "n_epochs=1"]
+        "--set", "n_steps=128", "--set", "batch_size=64", "--set", "n_epochs=1", "--n-envs", "1"]
 
 DRIVER = r'''
 import ctypes, json, subprocess, sys, threading, time

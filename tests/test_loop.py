@@ -23,7 +23,7 @@ DEFAULT_EXAMPLE = render("reward_example_continuous.j2")  # the example HalfChee
 
 GOOD = (Path(__file__).parents[1] / "examples" / "halfcheetah_backwards.py").read_text()
 FLIPPED = GOOD.replace("backward = -state.x_velocity", "backward = state.x_velocity")
-FAST = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1"]
+FAST = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1", "--n-envs", "1"]
 
 
 def script(tmp_path: Path, designs: list[str], review: str = "VERDICT: ACCEPT\nREASON: it rewards moving towards -x.") -> str:

@@ -103,7 +103,7 @@ def test_run_with_executor_ray_trains_the_candidates_of_an_iteration(tmp_path):
     r = subprocess.run(
         [sys.executable, "-m", "autoreward.cli", "run", "run backwards", "--env", "HalfCheetah-v5", "--preset", "run_backwards",
          "--model", f"scripted:{script}", "--iterations", "1", "--samples", "2", "--steps", "512", "--max-episode-steps", "100",
-         "--eval-episodes", "1", "--set", "n_steps=256", "--set", "n_epochs=1", "--executor", "ray", "--no-report", "--out", "runs"],
+         "--eval-episodes", "1", "--set", "n_steps=256", "--set", "n_epochs=1", "--n-envs", "1", "--executor", "ray", "--no-report", "--out", "runs"],
         capture_output=True, text=True, cwd=tmp_path, timeout=900,
     )
     assert r.returncode == 0, r.stdout + r.stderr

@@ -20,7 +20,7 @@ from autoreward.report.video import FrameSink, choose_episodes, read_frames
 ROOT = Path(__file__).parents[1]
 GOOD = (ROOT / "examples" / "halfcheetah_backwards.py").read_text()
 BAD = "def compute_reward(prev, action, state, memory):\n    return state.no_such_field, {}\n"
-FAST = ["--steps", "1024", "--max-episode-steps", "100", "--eval-episodes", "2", "--set", "n_steps=256", "--set", "n_epochs=1"]
+FAST = ["--steps", "1024", "--max-episode-steps", "100", "--eval-episodes", "2", "--set", "n_steps=256", "--set", "n_epochs=1", "--n-envs", "1"]
 CHROMIUM = "/usr/bin/chromium"
 #: the flags the brief names: no network, no GPU, no sandbox (root in a container)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -247,7 +247,7 @@ def test_tensorboard_without_the_package_is_one_line_before_any_work(tmp_path):
 def test_eval_with_tensorboard_writes_sb3_event_files_in_the_candidate(tmp_path):
     (tmp_path / "good.py").write_text(GOOD)
     r = cli("eval", "good.py", "--env", "HalfCheetah-v5", "--task", "run_backwards", "--steps", "512", "--max-episode-steps", "50",
-            "--eval-episodes", "1", "--set", "n_steps=256", "--set", "n_epochs=1", "--tensorboard", "--out", "runs", cwd=tmp_path)
+            "--eval-episodes", "1", "--set", "n_steps=256", "--set", "n_epochs=1", "--n-envs", "1", "--tensorboard", "--out", "runs", cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     cand = next((tmp_path / "runs").iterdir()) / "candidate"
     events = list((cand / "tensorboard").rglob("events.out.tfevents.*"))

@@ -26,7 +26,7 @@ def compute_reward(prev, action, state, memory):
 """
 # a different reward: upright matters far more, and it is not a rescaling of GOOD
 OTHER = GOOD.replace("upright = -0.5 *", "upright = -5.0 *")
-FAST = ["--steps", "1024", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1"]
+FAST = ["--steps", "1024", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1", "--n-envs", "1"]
 
 
 def run_loop(tmp_path: Path, sources: list[str], budget: list[str]) -> tuple[subprocess.CompletedProcess, Path]:
@@ -79,7 +79,7 @@ FOURTH = GOOD.replace("upright = -0.5 *", "upright = -0.05 *").replace("ctrl = -
 def test_successive_halving_spends_half_the_steps_and_continues_survivors(tmp_path):
     """4 candidates, rungs 1/4, 1/2, 1 of 2048 steps, keep half: 4x512 + 2x512 + 1x1024 = half of
     4 full trainings; survivors continue their policy, the cut keep their partial results."""
-    fast = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=256", "--set", "n_epochs=1", "--set", "batch_size=64"]
+    fast = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=256", "--set", "n_epochs=1", "--set", "batch_size=64", "--n-envs", "1"]
     r, run = run_loop(tmp_path, [GOOD, OTHER, THIRD, FOURTH], fast)
     log = json.loads((run / "iter0/halving.json").read_text())  # on by default with 4 candidates
     assert [x["steps"] for x in log] == [512, 1024, 2048]

@@ -32,7 +32,7 @@ def compute_potential(state):
     level = -abs(state.pitch)
     return back + level, {"back": back, "level": level}
 '''
-FAST = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1"]
+FAST = ["--steps", "2048", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "n_steps=512", "--set", "n_epochs=1", "--n-envs", "1"]
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

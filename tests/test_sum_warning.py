@@ -21,7 +21,7 @@ from autoreward.program import NOT_IN_COMPONENTS
 from autoreward.prompts_io import render
 
 EUREKA = Path(__file__).parent / "data" / "eureka_style_ant_forward.py"
-TINY = ["--steps", "512", "--max-episode-steps", "50", "--eval-episodes", "1", "--set", "n_steps=256", "--set", "n_epochs=1"]
+TINY = ["--steps", "512", "--max-episode-steps", "50", "--eval-episodes", "1", "--set", "n_steps=256", "--set", "n_epochs=1", "--n-envs", "1"]
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

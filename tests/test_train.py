@@ -13,9 +13,11 @@ FAST = {"n_steps": 256, "batch_size": 64, "n_epochs": 1}
 
 
 def spec(card, source, steps, **kw):
+    """Small settings, one env: the card's defaults (16 envs, 2,048 steps per update) would
+    make a few-thousand-step test train a whole rollout of 16 envs."""
     t = card.task("run_backwards")
     base = dict(card_path=card.path, task="run_backwards", fitness=t.fitness, success=t.success, source=source,
-                steps=steps, hyperparams=FAST, eval_episodes=1, max_episode_steps=100)
+                steps=steps, hyperparams=FAST, eval_episodes=1, max_episode_steps=100, n_envs=1)
     base.update(kw)
     return TrainSpec(**base)
 
@@ -69,3 +71,21 @@ def test_run_backwards_moves_fitness_the_right_way(cheetah, tmp_path, backwards_
     assert len(comps["backward"]["series"]) >= 10
     # the env's own reward recorded beside ours: running backwards costs forward reward
     assert m["final"]["env_return_mean"] < m["untrained"]["env_return_mean"]
+
+
+def test_the_cards_fast_settings_train_and_evaluate_with_the_same_protocol_and_files(cheetah, tmp_path, backwards_source):
+    """The card's defaults (16 in-process envs, PPO n_steps 128, batch 512): one update of 2,048
+    steps, the same evaluation protocol, the same files and metrics as one env."""
+    assert cheetah.training.n_envs == 16 and cheetah.training.vec_env == "dummy"
+    s = spec(cheetah, backwards_source, 2048, hyperparams={}, n_envs=0, eval_every=1024)
+    job = train_candidate(s, tmp_path)
+    assert job.ok, job.error
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["ok"] and m["n_envs"] == 16 and m["vec_env"] == "dummy" and m["steps"] == 2048
+    assert m["hyperparams"]["n_steps"] == 128 and m["hyperparams"]["batch_size"] == 512
+    for f in ("policy.zip", "vecnormalize.pkl", "progress.csv", "metrics.json"):
+        assert (tmp_path / f).exists(), f
+    rows = list(csv.DictReader(open(tmp_path / "progress.csv")))
+    assert int(rows[0]["step"]) == 0 and int(rows[-1]["step"]) == 2048  # untrained, then at the rollout's end
+    assert m["untrained"]["fitness_mean"] == pytest.approx(float(rows[0]["task/fitness"]))
+    assert len(m["final_episodes"]) == 1 and {"backward", "env_reward"} <= set(m["components"])

@@ -98,6 +98,8 @@ def plan(data: dict[str, Any], suite: str, tasks: list[str] | None, variants: li
             raise ConfigError(f"task {name}: re-training seeds {budget['seeds']} must be given and differ from loop_seed {budget['loop_seed']}")
         card = load_card(t["env"])
         task = card.task(t["preset"])
+        if not budget["steps"]:  # the card's budget: where its expert reaches the task's success threshold
+            budget["steps"] = card.budget_steps(t["preset"])
         files = {k: _example(t[k]) for k in KINDS}
         vs = [v for v in chosen if not v.startswith("potential") or name in limited]
         out.append({"name": name, "env": card.id, "preset": t["preset"], "text": task.description, "card": card, "task": task,
@@ -215,7 +217,7 @@ def run_loop(console: Console, t: dict[str, Any], variant: str, model: str | Non
             t["text"], t["env"], out=work / t["name"] / variant, console=console, preset=t["preset"], model=model,
             iterations=b["iterations"], samples=b["samples"], steps=b["steps"], seed=b["loop_seed"], review=b["review"],
             max_episode_steps=b["max_episode_steps"], eval_episodes=b["eval_episodes"], hyperparams=dict(b["hyperparams"]),
-            workers=b["workers"], device="cpu", report=False, shaping=shaping, library=library, library_dir=str(work / "library"),
+            n_envs=int(b["n_envs"]), workers=b["workers"], device="cpu", report=False, shaping=shaping, library=library, library_dir=str(work / "library"),
             library_k=b["library_k"], library_exclude=exclude if library else [],
         )
     except AutorewardError as exc:  # recorded; the other tasks and variants still run
@@ -278,7 +280,7 @@ def train_all(console: Console, t: dict[str, Any], sources: dict[str, tuple[str,
         source, shaping = sources[kind]
         spec = TrainSpec(
             card_path=card.path, task=t["preset"], fitness=task.fitness, success=task.success, source=source, shaping=shaping,
-            steps=b["steps"], algo=algo, seed=seed, hyperparams=dict(b["hyperparams"]), max_episode_steps=b["max_episode_steps"],
+            steps=b["steps"], algo=algo, seed=seed, hyperparams=dict(b["hyperparams"]), n_envs=int(b["n_envs"]), max_episode_steps=b["max_episode_steps"],
             eval_episodes=b["eval_episodes"], device="cpu", threads=1, save_policy=False, make_kwargs=dict(task.make_kwargs),
         )
         d = root / f"{kind}-seed{seed}"
