@@ -23,6 +23,7 @@ SUITES: dict[str, str] = {
     "quality": "autoreward.bench.quality:run_full",
     "quality-quick": "autoreward.bench.quality:run_quick",
     "library": "autoreward.bench.library:run",
+    "behaviour": "autoreward.bench.behaviour:run",
 }
 
 
