@@ -161,7 +161,8 @@ def run_task(console: Console, t: dict[str, Any], folder: Path, save: Any, befor
             entry["profiles"][profile] = {"skipped": f"card {card.id} has no training profile {profile!r}: the same settings as default"}
             continue
         pc, path = profile_card(card, profile, folder / "cards")
-        rows = []
+        # seeds measured by an earlier part stay, unless measured again
+        rows = [j for j in entry["profiles"].get(profile, {}).get("jobs", []) if j["seed"] not in [int(x) for x in s["seeds"]]]
         for seed in s["seeds"]:
             row = run_job(t, pc, path, profile, int(seed), folder / f"{profile}-seed{seed}")
             rows.append(row)
