@@ -24,11 +24,12 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
 from autoreward.errors import RewardProgramError
+from autoreward.readonly import STATEFUL
 from autoreward.sandbox.child import CallGuard
 
 FUNCTION_NAME = "compute_reward"
@@ -216,6 +217,8 @@ def check_source(source: str, function: str = FUNCTION_NAME) -> list[Finding]:
         findings.append(Finding("size", f"the program has {n_nodes} syntax nodes; keep it under {MAX_AST_NODES}"))
     findings += _check_top_level(tree)
     findings += _check_nodes(tree)
+    findings += _check_defaults(tree)
+    findings += _check_module_state(tree)
     findings += _check_signature(tree, function)
     return findings
 
@@ -270,7 +273,7 @@ def _check_nodes(tree: ast.Module) -> list[Finding]:
                 out.append(Finding("import", "`from ... import *` is not allowed; import numpy as np", line))
             else:
                 for a in node.names:
-                    if a.name.startswith("_") or a.name in FORBIDDEN_ATTRS:
+                    if a.name.startswith("_") or a.name in FORBIDDEN_ATTRS or a.name in STATEFUL:
                         out.append(Finding("import", f"importing {a.name!r} is not allowed", line))
         elif isinstance(node, ast.Name):
             if node.id.startswith("__") or node.id in FORBIDDEN_NAMES:
@@ -280,8 +283,14 @@ def _check_nodes(tree: ast.Module) -> list[Finding]:
                 out.append(Finding("private_attribute", f"access to private or dunder attribute {node.attr!r} is not allowed", line))
             elif node.attr in FORBIDDEN_ATTRS:
                 out.append(Finding("forbidden_attribute", f"attribute {node.attr!r} (file, OS or memory access) is not allowed", line))
-            if isinstance(node.ctx, (ast.Store, ast.Del)) and _root_name(node) in PARAMS + ("np", "numpy", "math"):
-                out.append(Finding("mutation", f"assigning to {ast.unparse(node)} is not allowed; state views are read-only", line))
+            elif node.attr in STATEFUL:
+                out.append(Finding("state", f"{ast.unparse(node)[:60]} is not allowed: it keeps process-wide state (a random generator, "
+                                            "error or print settings); a reward is a deterministic function of prev, action, state and "
+                                            "memory", line))
+            if isinstance(node.ctx, (ast.Store, ast.Del)):
+                out.append(Finding("mutation", f"assigning to {ast.unparse(node)} is not allowed: a reward sets no attribute of anything "
+                                               "(modules, functions and state views are read-only); keep values in local variables, "
+                                               "or in `memory` to carry them to the next step of the episode", line))
         elif isinstance(node, ast.arg) and node.arg.startswith("__"):
             out.append(Finding("forbidden_name", f"argument name {node.arg!r} is not allowed", line))
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
@@ -290,6 +299,113 @@ def _check_nodes(tree: ast.Module) -> list[Finding]:
                     out.append(Finding("size", f"exponent {node.right.value} is too large", line))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value) > 2000:
             out.append(Finding("size", "string constant longer than 2000 characters", line))
+    return out
+
+
+#: methods that change a list, dict, set or array in place
+MUTATING_METHODS = frozenset(
+    {
+        "append", "extend", "insert", "pop", "remove", "clear", "update", "setdefault", "popitem", "add", "discard",
+        "sort", "reverse", "fill", "put", "itemset", "resize", "setfield", "partition", "byteswap", "__setitem__",
+        "__iadd__", "intersection_update", "difference_update", "symmetric_difference_update",
+    }
+)
+_USE_MEMORY = "keep state in `memory` (a dict that lives for one episode), the only place a value may outlive a call"
+
+
+def _is_literal(node: ast.expr) -> bool:
+    """An immutable literal: a number, string, bool or None, a negated one, or a tuple of them."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return _is_literal(node.operand)
+    return isinstance(node, ast.Tuple) and all(_is_literal(e) for e in node.elts)
+
+
+def _check_defaults(tree: ast.Module) -> list[Finding]:
+    """A default argument is made once and shared by every call: a list or dict there (``def
+    compute_reward(prev, action, state, memory, seen=[])``) keeps state across calls and
+    episodes, out of the critic's sight. Only immutable literals may be defaults."""
+    out: list[Finding] = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.Lambda)):
+            for d in [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None)]:
+                if not _is_literal(d):
+                    name = getattr(node, "name", "lambda")
+                    out.append(Finding("state", f"the default argument {ast.unparse(d)[:60]} of {name} is made once and shared by every "
+                                                f"call, so it can keep state across calls and episodes; use a number, string, None or "
+                                                f"a tuple of them as a default, and {_USE_MEMORY}", d.lineno))
+    return out
+
+
+_Fn = (ast.FunctionDef, ast.Lambda)
+
+
+def _own_nodes(fn: ast.FunctionDef | ast.Lambda) -> list[ast.AST]:
+    """The nodes of ``fn``'s body outside the functions and lambdas it defines (those are
+    scopes of their own); the nested functions themselves are included, not their insides."""
+    out: list[ast.AST] = []
+    todo: list[ast.AST] = list(fn.body) if isinstance(fn.body, list) else [fn.body]
+    while todo:
+        n = todo.pop()
+        out.append(n)
+        if isinstance(n, _Fn):
+            todo += [*n.args.defaults, *(d for d in n.args.kw_defaults if d is not None)]
+            continue
+        todo += ast.iter_child_nodes(n)
+    return out
+
+
+def _local_names(fn: ast.FunctionDef | ast.Lambda, nodes: list[ast.AST]) -> set[str]:
+    """The names a function binds itself (arguments, assignments, nested defs): not the module's."""
+    a = fn.args
+    names = {x.arg for x in [*a.posonlyargs, *a.args, *a.kwonlyargs, *(v for v in (a.vararg, a.kwarg) if v)]}
+    for n in nodes:
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            names.add(n.id)
+        elif isinstance(n, ast.FunctionDef):
+            names.add(n.name)
+    return names
+
+
+def _check_module_state(tree: ast.Module) -> list[Finding]:
+    """A module-level value changed by a function (``HISTORY.append(v)``, ``SEEN[0] += 1``,
+    ``np.add(a, b, out=BUF)``, also from a nested function or a lambda) keeps state across
+    calls, and across episodes were the program not made afresh for each one: a reward that
+    counts its calls can behave one way in the critic's dry run and another in training.
+    Module-level values are constants."""
+    module_names = {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    if not module_names:
+        return []
+    out: list[Finding] = []
+    seen: set[tuple[str, int]] = set()
+
+    def flag(root: str, shadowed: set[str], node: ast.AST, how: str) -> None:
+        line = getattr(node, "lineno", 0)
+        if root in module_names and root not in shadowed and (root, line) not in seen:
+            seen.add((root, line))
+            out.append(Finding("state", f"the module-level {root!r} is changed at run time ({how}), which keeps state across calls; "
+                                        f"module-level values are constants: {_USE_MEMORY}, e.g. memory[{root.lower()!r}]", line))
+
+    def visit(fn: ast.FunctionDef | ast.Lambda, enclosing: set[str]) -> None:
+        nodes = _own_nodes(fn)
+        own = enclosing | _local_names(fn, nodes)
+        for n in nodes:
+            if isinstance(n, _Fn):
+                visit(n, own)
+            elif isinstance(n, (ast.Subscript, ast.Attribute)) and isinstance(n.ctx, (ast.Store, ast.Del)):
+                flag(_root_name(n), own, n, f"{ast.unparse(n)[:60]} is assigned")
+            elif isinstance(n, ast.Call):
+                f = n.func
+                if isinstance(f, ast.Attribute) and f.attr in MUTATING_METHODS:
+                    flag(_root_name(f.value), own, n, f".{f.attr}() changes it")
+                for kw in n.keywords:
+                    if kw.arg == "out":
+                        flag(_root_name(kw.value), own, n, "it is written through out=")
+
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            visit(node, set())
     return out
 
 
@@ -321,12 +437,20 @@ def _check_signature(tree: ast.Module, function: str) -> list[Finding]:
 # Compilation (called only inside a sandboxed child)
 
 
+def _modules() -> dict[str, Any]:
+    """The read-only copies of numpy and math every program sees (``autoreward.readonly``)."""
+    from autoreward.readonly import reward_modules
+
+    return reward_modules(FORBIDDEN_ATTRS)
+
+
 def _safe_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
-    """The reward's ``__import__``: numpy and math themselves, no submodule (``numpy.ctypeslib``)
-    and nothing the static policy forbids by name."""
-    if level or name not in ALLOWED_MODULES or any(str(a).startswith("_") or a in FORBIDDEN_ATTRS for a in fromlist or ()):
+    """The reward's ``__import__``: the read-only copies of numpy and math, however they are
+    imported (``import numpy as N``, ``from numpy import linalg``); no submodule by its dotted
+    name (``numpy.ctypeslib``) and nothing the static policy forbids by name."""
+    if level or name not in ALLOWED_MODULES or any(str(a).startswith("_") or a in FORBIDDEN_ATTRS or a in STATEFUL for a in fromlist or ()):
         raise ImportError(f"import of {name!r} is not allowed; only numpy and math")
-    return builtins.__import__(name, globals, locals, fromlist, level)
+    return _modules()[name]
 
 
 def _no_print(*args: Any, **kwargs: Any) -> None:
@@ -338,27 +462,45 @@ def restricted_globals() -> dict[str, Any]:
     safe = {name: getattr(builtins, name) for name in SAFE_BUILTINS if hasattr(builtins, name)}
     safe["print"] = _no_print
     safe["__import__"] = _safe_import
-    return {"__builtins__": safe, "np": np, "numpy": np, "math": math, "__name__": "reward_program"}
+    mods = _modules()
+    return {"__builtins__": safe, "np": mods["numpy"], "numpy": mods["numpy"], "math": mods["math"], "__name__": "reward_program"}
+
+
+class Instantiator:
+    """A checked program's code, made into a fresh function on demand.
+
+    Each instance runs the module-level code again in a new namespace: new module-level values,
+    new default arguments, module-level arrays frozen read-only. Training, evaluation and the
+    dry run take a fresh instance for every episode, so whatever the static policy misses, no
+    value outlives its episode: what the critic's dry run saw is what training gets.
+    ``guard`` bounds the module-level code too (a constant like ``np.ones(10**9).cumsum()`` is
+    one long C call the parent must be able to see and stop)."""
+
+    def __init__(self, source: str, function: str = FUNCTION_NAME, guard: CallGuard | None = None) -> None:
+        findings = check_source(source, function)
+        if findings:
+            raise RewardProgramError("; ".join(str(f) for f in findings))
+        self.code = compile(prepare_tree(source), "<reward>", "exec")
+        self.function, self.guard = function, guard
+
+    def __call__(self) -> Callable[..., Any]:
+        ns = restricted_globals()
+        if self.guard is not None:
+            self.guard.define(exec, self.code, ns)
+        else:
+            exec(self.code, ns)  # noqa: S102 - sandboxed child only, after the static policy
+        for k, v in ns.items():
+            if type(v) is np.ndarray:
+                ns[k] = frozen_array(v)
+        return ns[self.function]
 
 
 def compile_program(source: str, function: str = FUNCTION_NAME, guard: CallGuard | None = None) -> Callable[..., Any]:
     """Check, then compile into the restricted namespace and return the reward function.
 
     Raises RewardProgramError with every static finding. Must only run in a sandboxed child.
-    ``guard`` bounds the module-level code too (a constant like ``np.ones(10**9).cumsum()``
-    is one long C call the parent must be able to see and stop).
     """
-    findings = check_source(source, function)
-    if findings:
-        raise RewardProgramError("; ".join(str(f) for f in findings))
-    tree = prepare_tree(source)
-    code = compile(tree, "<reward>", "exec")
-    ns = restricted_globals()
-    if guard is not None:
-        guard.define(exec, code, ns)
-    else:
-        exec(code, ns)  # noqa: S102 - sandboxed child only, after the static policy
-    return ns[function]
+    return Instantiator(source, function, guard)()
 
 
 def compile_expression(expr: str, names: tuple[str, ...]) -> Callable[..., Any]:
@@ -480,7 +622,34 @@ def readonly_action(action: Any) -> np.ndarray:
     return frozen_array(action)
 
 
-class RewardCaller:
+_C = TypeVar("_C", bound="_Caller")
+
+
+class _Caller:
+    """What both callers share: the compiled program, its guard, a fresh instance per episode."""
+
+    function = FUNCTION_NAME
+
+    def __init__(self, fn: Callable[..., Any], guard: CallGuard | None = None, make: Instantiator | None = None) -> None:
+        self.fn = fn
+        self.guard = guard
+        self.make = make
+
+    @classmethod
+    def compile(cls: type[_C], source: str, call_seconds: float | None = None) -> _C:
+        """Compile ``source`` (static policy first) and guard each call, and the program's
+        module-level code, with ``call_seconds``."""
+        guard = CallGuard(call_seconds) if call_seconds else None
+        make = Instantiator(source, cls.function, guard)
+        return cls(make(), guard, make)
+
+    def episode(self: _C) -> _C:
+        """The caller for a new episode: the program made afresh (:class:`Instantiator`), so
+        nothing it kept outside ``memory`` reaches the next episode."""
+        return self if self.make is None else type(self)(self.make(), self.guard, self.make)
+
+
+class RewardCaller(_Caller):
     """The one way a compiled reward is called: read-only action, the per-call time guard,
     output validation. Training, evaluation and the critic's dry run all go through it, so a
     reward behaves the same wherever it is judged.
@@ -490,17 +659,6 @@ class RewardCaller:
     program itself raised.
     """
 
-    def __init__(self, fn: Callable[..., Any], guard: CallGuard | None = None) -> None:
-        self.fn = fn
-        self.guard = guard
-
-    @classmethod
-    def compile(cls, source: str, call_seconds: float | None = None) -> "RewardCaller":
-        """Compile ``source`` (static policy first) and guard each call, and the program's
-        module-level code, with ``call_seconds``."""
-        guard = CallGuard(call_seconds) if call_seconds else None
-        return cls(compile_program(source, guard=guard), guard)
-
     def __call__(self, prev: Any, action: Any, state: Any, memory: dict[str, Any]) -> tuple[float, dict[str, float]]:
         a = readonly_action(action)
         if self.guard is not None:
@@ -508,18 +666,11 @@ class RewardCaller:
         return validate_output(self.fn(prev, a, state, memory))
 
 
-class PotentialCaller:
+class PotentialCaller(_Caller):
     """The one way a compiled potential is called (``--shaping potential``): ``phi(state)`` with
-    the same per-call guard and output validation as :class:`RewardCaller`."""
+    the same per-call guard, output validation and per-episode instances as :class:`RewardCaller`."""
 
-    def __init__(self, fn: Callable[..., Any], guard: CallGuard | None = None) -> None:
-        self.fn = fn
-        self.guard = guard
-
-    @classmethod
-    def compile(cls, source: str, call_seconds: float | None = None) -> "PotentialCaller":
-        guard = CallGuard(call_seconds) if call_seconds else None
-        return cls(compile_program(source, POTENTIAL_FUNCTION, guard=guard), guard)
+    function = POTENTIAL_FUNCTION
 
     def __call__(self, state: Any) -> tuple[float, dict[str, float]]:
         out = self.guard.call(self.fn, state) if self.guard is not None else self.fn(state)

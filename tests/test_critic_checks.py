@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autoreward.critic.dry_run import dry_run, sum_mismatch
+from autoreward.critic.dry_run import call_program, dry_run, judge_calls, sum_mismatch
 from autoreward.critic.probe import WRONG_WAY_RHO, probe
 from autoreward.critic.review import review
 from autoreward.critic.static import check_static
 from autoreward.episode import fitness_function, load_recording
-from autoreward.program import RewardCaller, RewardOutputError
+from autoreward.program import RewardCaller, RewardOutputError, check_source
 from autoreward.prompts_io import render
 from autoreward.sandbox.child import CallTimeout
 
@@ -122,7 +122,6 @@ def test_dry_run_passes_with_statistics(episodes, backwards_source):
     ("body", "kind", "words"),
     [
         ("    return 1.0 + 0.0 * state.x_velocity, {'c': 1.0}\n", "constant", "constant"),
-        ("    memory['k'] = memory.get('k', 0) + 1\n    return float(np.random.rand()), {}\n", "nondeterministic", "not deterministic"),
         ("    return state.speed, {}\n", "exception", "only these attributes"),
         ("    return 'fast', {}\n", "output", "must be a float"),
         ("    if state.x_velocity > -100:\n        while True:\n            pass\n    return 0.0, {}\n", "timeout", "transition 0"),
@@ -132,6 +131,22 @@ def test_dry_run_failures_have_a_kind_and_a_place(episodes, cheetah, body, kind,
     result, _ = dry_run(caller(body, 0.2), episodes, cheetah.field_names)
     assert not result.passed and result.kind == kind, result.message
     assert words in result.message
+
+
+def test_a_reward_that_differs_on_replay_is_not_deterministic(episodes, backwards_source):
+    """A program can hardly be nondeterministic any more (np.random is a static finding, each
+    episode gets a fresh instance of the program), but the parent still compares the replay the
+    child sent back with the first pass, and says where they differ."""
+    failed, calls = call_program(RewardCaller.compile(backwards_source, 1.0), episodes)
+    assert failed is None and len(calls.replay) == 3
+    calls.replay[0][3] += 1.0
+    result, _ = judge_calls(calls, episodes)
+    assert result.kind == "nondeterministic" and "episode 0 step 3" in result.message
+
+
+def test_random_numbers_are_a_static_finding():
+    findings = check_source(HEAD + "    memory['k'] = memory.get('k', 0) + 1\n    return float(np.random.rand()), {}\n")
+    assert any(f.check == "state" and "deterministic function of prev, action, state and memory" in f.message for f in findings), findings
 
 
 @pytest.mark.parametrize(

@@ -66,68 +66,141 @@ def sum_mismatch(total: float, comps: dict[str, float]) -> str:
     return f"the components add up to {s:.6g} but the total is {total:.6g}: {hint}. Make the total the sum of the components"
 
 
-def dry_run(caller: RewardCaller, episodes: Sequence[Any], field_names: Sequence[str] = ()) -> tuple[CheckResult, DryRun]:
-    """Run every transition of ``episodes`` through ``caller``; the first problem fails it."""
-    data = DryRun()
-    t_calls = 0.0
-    residuals: list[float] = []  # total - sum(components) per transition
-    first_mismatch = ""
+@dataclass
+class Calls:
+    """What calling the program on the recording produced, as plain numbers: no verdict.
 
-    def fail(where: str, message: str, kind: str) -> tuple[CheckResult, DryRun]:
-        return CheckResult("dry_run", False, f"at {where}: {message}", {"transition": data.calls}, kind=kind), data
+    The sandboxed child, where the program runs, fills it (:func:`call_program`); the parent
+    judges it (:func:`judge_calls`), so no check's outcome is computed beside the program (a
+    program that patched numpy once forged the dry run's statistics and the probe's rho)."""
 
+    totals: list[list[float]] = field(default_factory=list)  # per episode, per step
+    components: list[dict[str, float]] = field(default_factory=list)  # per transition, all episodes in order
+    replay: list[list[float]] = field(default_factory=list)  # the first REPLAY_EPISODES again, each afresh
+    seconds: float = 0.0  # time spent in the calls
+    resets: list[tuple[float, dict[str, float]]] = field(default_factory=list)  # a potential's phi(s_0) per episode
+
+    def to_json(self) -> dict[str, Any]:
+        return {"totals": self.totals, "components": self.components, "replay": self.replay, "seconds": self.seconds,
+                "resets": [list(r) for r in self.resets]}
+
+    @classmethod
+    def from_json(cls, d: Any, episodes: Sequence[Any]) -> "Calls":
+        """Read what the child sent, checking every shape and number: it came from the process
+        that ran the program. Raises ValueError saying what was malformed."""
+        if not isinstance(d, dict):
+            raise ValueError("no call data")
+        totals, comps, replay, seconds = d.get("totals"), d.get("components"), d.get("replay"), d.get("seconds")
+        lengths = [ep.length for ep in episodes]
+        if not isinstance(totals, list) or [len(t) if isinstance(t, list) else -1 for t in totals] != lengths:
+            raise ValueError("the rewards do not match the recording's episodes")
+        if not isinstance(replay, list) or [len(t) if isinstance(t, list) else -1 for t in replay] != lengths[: len(replay)]:
+            raise ValueError("the replayed rewards do not match the recording's episodes")
+        if not isinstance(comps, list) or len(comps) != sum(lengths) or not all(isinstance(c, dict) for c in comps):
+            raise ValueError("the components do not match the recording's transitions")
+        numbers = [x for t in [*totals, *replay] for x in t] + [v for c in comps for v in c.values()]
+        if not all(type(x) is float and math.isfinite(x) for x in numbers) or not all(type(k) is str for c in comps for k in c):
+            raise ValueError("a value is not a finite float")
+        if type(seconds) not in (int, float) or not math.isfinite(seconds) or seconds < 0:
+            raise ValueError("the call time is not a number")
+        resets = d.get("resets") or []
+        if not isinstance(resets, list) or not all(isinstance(r, list) and len(r) == 2 and isinstance(r[1], dict) for r in resets):
+            raise ValueError("the reset potentials are malformed")
+        if resets and len(resets) != len(episodes):
+            raise ValueError("the reset potentials do not match the recording's episodes")
+        values = [r[0] for r in resets] + [v for r in resets for v in r[1].values()]
+        if not all(type(x) is float and math.isfinite(x) for x in values) or not all(type(k) is str for r in resets for k in r[1]):
+            raise ValueError("a reset potential is not a finite float")
+        return cls(totals, comps, replay, float(seconds), [(r[0], r[1]) for r in resets])
+
+
+def _fail(where: str, message: str, kind: str, calls: int) -> CheckResult:
+    return CheckResult("dry_run", False, f"at {where}: {message}", {"transition": calls}, kind=kind)
+
+
+def call_program(caller: RewardCaller, episodes: Sequence[Any], field_names: Sequence[str] = ()) -> tuple[CheckResult | None, Calls]:
+    """Call ``caller`` on every transition of ``episodes`` in order, each episode with a fresh
+    instance of the program and a fresh ``memory``, then replay the first episodes afresh. The
+    first call that fails (raises, returns a malformed value, runs out of time) is returned as a
+    failed check with where and why; otherwise None and the numbers, for :func:`judge_calls`."""
+    out = Calls()
+    n = 0
     for ei, ep in enumerate(episodes):
         memory: dict[str, Any] = {}
         ep_totals: list[float] = []
         for t in range(ep.length):
             prev, action, state = ep.states[t], ep.actions[t], ep.states[t + 1]
-            where = f"transition {data.calls} (episode {ei}, step {t}{', the last of its episode' if t == ep.length - 1 else ''})"
+            where = f"transition {n} (episode {ei}, step {t}{', the last of its episode' if t == ep.length - 1 else ''})"
             t0 = time.perf_counter()
             try:
+                if t == 0:
+                    caller = caller.episode()
                 total, comps = caller(prev, action, state, memory)
             except CallTimeout as exc:
-                return fail(where, str(exc), "timeout")
+                return _fail(where, str(exc), "timeout", n), out
             except RewardOutputError as exc:
-                return fail(where, f"{exc}. state: {describe_state(state)}", "output")
+                return _fail(where, f"{exc}. state: {describe_state(state)}", "output", n), out
             except MemoryError:
-                return fail(where, "the memory limit was exceeded (MemoryError)", "memory")
+                return _fail(where, "the memory limit was exceeded (MemoryError)", "memory", n), out
             except Exception as exc:  # noqa: BLE001 - report, don't crash
                 hint = ""
                 if isinstance(exc, AttributeError) and "'State'" in str(exc) and field_names:
                     hint = f" The state has only these attributes: {', '.join(field_names)}."
-                return fail(where, f"{short_traceback(exc)}.{hint} prev: {describe_state(prev)}; state: {describe_state(state)}", "exception")
-            t_calls += time.perf_counter() - t0
-            if data.calls + 1 >= SLOW_AFTER and t_calls / (data.calls + 1) > SLOW_MEAN_S:
-                mean = t_calls / (data.calls + 1)
-                return fail(where, f"too slow: a call took {1000 * mean:.0f} ms on average over {data.calls + 1} calls, longer than the "
-                                   f"{1000 * SLOW_MEAN_S:.0f} ms a reward may take; training would spend hours in the reward. "
-                                   "Compute only what the task needs from prev, action and state (no large arrays or loops)", "timeout")
-            residuals.append(not_in_components(total, comps))
-            if residuals[-1] and not first_mismatch:
-                first_mismatch = f"at {where}: {sum_mismatch(total, comps)}"
-            data.calls += 1
+                return _fail(where, f"{short_traceback(exc)}.{hint} prev: {describe_state(prev)}; state: {describe_state(state)}", "exception", n), out
+            out.seconds += time.perf_counter() - t0
+            n += 1
+            if n >= SLOW_AFTER and out.seconds / n > SLOW_MEAN_S:
+                return _fail(where, _too_slow(out.seconds / n, n), "timeout", n - 1), out
             ep_totals.append(total)
-            for k, v in comps.items():
-                data.components.setdefault(k, []).append(v)
-        data.totals.append(ep_totals)
-
+            out.components.append(comps)
+        out.totals.append(ep_totals)
     for ei, ep in enumerate(episodes[:REPLAY_EPISODES]):
         memory = {}
-        for t in range(ep.length):
-            total, _ = caller(ep.states[t], ep.actions[t], ep.states[t + 1], memory)
-            if not math.isclose(total, data.totals[ei][t], rel_tol=1e-9, abs_tol=1e-12):
-                msg = (
-                    f"not deterministic: episode {ei} step {t} gave {data.totals[ei][t]!r} the first time and {total!r} "
-                    "on replay; use only prev, action, state and memory (no random numbers, no state kept outside memory)"
-                )
-                return CheckResult("dry_run", False, msg, kind="nondeterministic"), data
+        caller = caller.episode()
+        try:
+            out.replay.append([caller(ep.states[t], ep.actions[t], ep.states[t + 1], memory)[0] for t in range(ep.length)])
+        except Exception as exc:  # noqa: BLE001 - it did not fail the first time: not deterministic
+            msg = f"not deterministic: episode {ei} failed on replay ({short_traceback(exc)}) but not the first time; {_DETERMINISM}"
+            return CheckResult("dry_run", False, msg, kind="nondeterministic"), out
+    return None, out
 
-    flat = np.array([x for ep in data.totals for x in ep])
+
+_DETERMINISM = "use only prev, action, state and memory (no random numbers, no state kept outside memory)"
+
+
+def _too_slow(mean: float, calls: int) -> str:
+    return (f"too slow: a call took {1000 * mean:.0f} ms on average over {calls} calls, longer than the "
+            f"{1000 * SLOW_MEAN_S:.0f} ms a reward may take; training would spend hours in the reward. "
+            "Compute only what the task needs from prev, action and state (no large arrays or loops)")
+
+
+def judge_calls(calls: Calls, episodes: Sequence[Any]) -> tuple[CheckResult, DryRun]:
+    """The dry run's verdict on what the program returned (in the parent, never beside the
+    program): deterministic on replay, not constant, fast enough; components that do not add
+    up to the total are a warning and become the ``(not in components)`` term."""
+    data = DryRun(totals=calls.totals, calls=len(calls.components))
+    for ei, again in enumerate(calls.replay):
+        for t, total in enumerate(again):
+            first = calls.totals[ei][t]
+            if not math.isclose(total, first, rel_tol=1e-9, abs_tol=1e-12):
+                msg = f"not deterministic: episode {ei} step {t} gave {first!r} the first time and {total!r} on replay; {_DETERMINISM}"
+                return CheckResult("dry_run", False, msg, kind="nondeterministic"), data
+    if data.calls >= SLOW_AFTER and calls.seconds / data.calls > SLOW_MEAN_S:
+        return CheckResult("dry_run", False, _too_slow(calls.seconds / data.calls, data.calls), kind="timeout"), data
+    flat = np.array([x for ep in calls.totals for x in ep])
     if not flat.size:
         return CheckResult("dry_run", False, "the recording has no transitions", kind="no_transitions"), data
     if float(np.std(flat)) <= 1e-12 * max(1.0, float(np.abs(flat).max())):
         msg = f"constant: it returned {flat[0]!r} for all {data.calls} transitions, so it cannot guide learning"
         return CheckResult("dry_run", False, msg, kind="constant"), data
+    residuals: list[float] = []  # total - sum(components) per transition
+    first_mismatch = ""
+    for i, (total, comps) in enumerate(zip(flat.tolist(), calls.components)):
+        residuals.append(not_in_components(total, comps))
+        for k, v in comps.items():
+            data.components.setdefault(k, []).append(v)
+        if residuals[-1] and not first_mismatch:
+            first_mismatch = f"at transition {i}: {sum_mismatch(total, comps)}"
     mismatched = sum(1 for r in residuals if r)
     if mismatched:  # every transition gets the term (0 where they agree), so the probe can rank it
         data.components[NOT_IN_COMPONENTS] = residuals
@@ -136,7 +209,7 @@ def dry_run(caller: RewardCaller, episodes: Sequence[Any], field_names: Sequence
         "episodes": len(episodes),
         "total": stats(flat),
         "components": {k: stats(np.array(v)) for k, v in data.components.items()},
-        "per_call_us": round(1e6 * t_calls / max(data.calls, 1), 2),
+        "per_call_us": round(1e6 * calls.seconds / max(data.calls, 1), 2),
     }
     result = CheckResult("dry_run", True, f"{data.calls} transitions over {len(episodes)} episodes", details)
     if mismatched:
@@ -149,18 +222,46 @@ def dry_run(caller: RewardCaller, episodes: Sequence[Any], field_names: Sequence
     return result, data
 
 
+def dry_run(caller: RewardCaller, episodes: Sequence[Any], field_names: Sequence[str] = ()) -> tuple[CheckResult, DryRun]:
+    """Both halves in one process, for tests on trusted programs: :func:`call_program`, then
+    :func:`judge_calls`. Production runs the first in the sandboxed child, the second in the parent."""
+    failed, calls = call_program(caller, episodes, field_names)
+    if failed is not None:
+        return failed, DryRun(totals=calls.totals, calls=len(calls.components))
+    return judge_calls(calls, episodes)
+
+
 class _PotentialOfNextState:
     """A potential seen through the reward's calling convention: phi(state) for each transition,
-    so :func:`dry_run` checks phi on every state after a step with the same messages."""
+    so :func:`call_program` calls phi on every state after a step with the same messages."""
 
     def __init__(self, potential: PotentialCaller) -> None:
         self.potential = potential
+
+    def episode(self) -> "_PotentialOfNextState":
+        return _PotentialOfNextState(self.potential.episode())
 
     def __call__(self, prev: Any, action: Any, state: Any, memory: dict[str, Any]) -> tuple[float, dict[str, float]]:
         return self.potential(state)
 
 
-def dry_run_potential(potential: PotentialCaller, episodes: Sequence[Any], field_names: Sequence[str] = ()) -> tuple[CheckResult, DryRun]:
+def call_potential(potential: PotentialCaller, episodes: Sequence[Any], field_names: Sequence[str] = ()) -> tuple[CheckResult | None, Calls]:
+    """:func:`call_program` for a potential: phi on every state after a step, then phi on each
+    episode's reset state (``Calls.resets``, one ``[phi, components]`` per episode)."""
+    failed, calls = call_program(_PotentialOfNextState(potential), episodes, field_names)  # type: ignore[arg-type]
+    if failed is not None:
+        return failed, calls
+    for ei, ep in enumerate(episodes):
+        try:
+            phi0, comps0 = potential.episode()(ep.states[0])
+        except Exception as exc:  # noqa: BLE001 - report, don't crash
+            msg = f"at the reset state of episode {ei}: {short_traceback(exc)}. state: {describe_state(ep.states[0])}"
+            return CheckResult("dry_run", False, msg, kind="output" if isinstance(exc, RewardOutputError) else "exception"), calls
+        calls.resets.append((phi0, comps0))
+    return None, calls
+
+
+def judge_potential_calls(calls: Calls, episodes: Sequence[Any]) -> tuple[CheckResult, DryRun]:
     """The dry run of a potential (``--shaping potential``), checked like a reward: phi on every
     recorded state must be a finite float with finite components, deterministic on replay and not
     constant (a constant phi shapes nothing).
@@ -172,17 +273,13 @@ def dry_run_potential(potential: PotentialCaller, episodes: Sequence[Any], field
     the discounted return: summed plainly over 200 recorded steps it outweighs the gain (a right
     way potential, -x for running backwards, ranked rollouts at rho = -0.84), so the direction is
     judged on the change alone."""
-    result, next_phi = dry_run(_PotentialOfNextState(potential), episodes, field_names)  # type: ignore[arg-type]
+    result, next_phi = judge_calls(calls, episodes)
     if not result.passed:
         return result, next_phi
     data = DryRun(calls=next_phi.calls)
     starts = np.cumsum([0] + [ep.length for ep in episodes])
     for ei, ep in enumerate(episodes):
-        try:
-            phi0, comps0 = potential(ep.states[0])
-        except Exception as exc:  # noqa: BLE001 - report, don't crash
-            msg = f"at the reset state of episode {ei}: {short_traceback(exc)}. state: {describe_state(ep.states[0])}"
-            return CheckResult("dry_run", False, msg, kind="output" if isinstance(exc, RewardOutputError) else "exception"), data
+        phi0, comps0 = calls.resets[ei]
         comps0 = {**comps0, NOT_IN_COMPONENTS: not_in_components(phi0, comps0)}
         phis = [phi0, *next_phi.totals[ei]]
         data.totals.append([phis[t + 1] - phis[t] for t in range(ep.length)])
@@ -194,3 +291,11 @@ def dry_run_potential(potential: PotentialCaller, episodes: Sequence[Any], field
     details.update(potential=details.pop("total"), total=stats(np.array([x for ep in data.totals for x in ep])))
     msg = f"phi on {data.calls + len(episodes)} states over {len(episodes)} episodes"
     return CheckResult("dry_run", True, msg, details, warnings=result.warnings), data
+
+
+def dry_run_potential(potential: PotentialCaller, episodes: Sequence[Any], field_names: Sequence[str] = ()) -> tuple[CheckResult, DryRun]:
+    """Both halves of a potential's dry run in one process, for tests on trusted programs."""
+    failed, calls = call_potential(potential, episodes, field_names)
+    if failed is not None:
+        return failed, DryRun(totals=calls.totals, calls=len(calls.components))
+    return judge_potential_calls(calls, episodes)

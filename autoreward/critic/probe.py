@@ -25,15 +25,21 @@ MIN_FAILED_EPISODES = 3  # fewer recorded failures than this: too little to judg
 
 
 def probe(fitness: Callable[[Any], float], episodes: Sequence[Any], dry: DryRun) -> CheckResult:
-    """Compare episode returns (from the dry run) with ``fitness`` over the same episodes."""
-    from scipy.stats import spearmanr
-
+    """Compare episode returns (from the dry run) with ``fitness`` over the same episodes
+    (in-process, for tests; production computes the fitness in its own sandboxed job)."""
     try:
         fit = np.array([fitness(ep) for ep in episodes])
     except Exception as exc:  # noqa: BLE001
         return CheckResult("probe", False, f"the fitness function failed on a recorded episode: {short_traceback(exc)}", kind="fitness_error")
+    return probe_values(fit, len(episodes), dry)
+
+
+def probe_values(fit: np.ndarray, n_episodes: int, dry: DryRun) -> CheckResult:
+    """The probe on each episode's fitness ``fit`` and the dry run's returns (in the parent)."""
+    from scipy.stats import spearmanr
+
     returns = np.array([sum(ep) for ep in dry.totals])
-    result = CheckResult("probe", True, details={"episodes": len(episodes), "fitness": stats(fit), "returns": stats(returns)})
+    result = CheckResult("probe", True, details={"episodes": n_episodes, "fitness": stats(fit), "returns": stats(returns)})
     if float(np.std(fit)) < 1e-9 or float(np.std(returns)) < 1e-12:
         result.message = "inconclusive: the recorded rollouts do not vary enough to compare"
         result.warnings.append("behaviour probe inconclusive (no variation across rollouts)")
@@ -55,7 +61,7 @@ def probe(fitness: Callable[[Any], float], episodes: Sequence[Any], dry: DryRun)
         result.kind = "wrong_way"
         result.details["against"] = against
         result.message = (
-            f"the reward points the wrong way: over {len(episodes)} diverse rollouts, episodes with higher task "
+            f"the reward points the wrong way: over {n_episodes} diverse rollouts, episodes with higher task "
             f"fitness get lower total reward (Spearman rho = {rho:.2f})"
             + (f"; components against the task: {', '.join(against)}" if against else "")
             + ". Check the signs and directions in the reward."

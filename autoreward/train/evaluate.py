@@ -47,16 +47,21 @@ def evaluate(
         for i in range(n_episodes):
             shaped: list[float] = []  # the reward per step, or phi per state (s_0 first) with shaping
             memory: dict[str, Any] = {}
+            try:  # the program made afresh for each episode: nothing outside memory carries over
+                ep_reward = reward.episode() if reward is not None else None
+                ep_phi = shaping.potential.episode() if shaping is not None else None
+            except Exception as exc:
+                raise RewardError(f"during evaluation (episode {i}, defining the program)") from exc
 
             def on_step(prev: Any, a: Any, s: Any) -> None:
                 try:
-                    if shaping is not None:
+                    if ep_phi is not None:
                         if not shaped:
-                            shaped.append(shaping.potential(prev)[0])
-                        shaped.append(shaping.potential(s)[0])
+                            shaped.append(ep_phi(prev)[0])
+                        shaped.append(ep_phi(s)[0])
                     else:
-                        assert reward is not None
-                        shaped.append(reward(prev, a, s, memory)[0])
+                        assert ep_reward is not None
+                        shaped.append(ep_reward(prev, a, s, memory)[0])
                 except Exception as exc:
                     raise RewardError(f"during evaluation (episode {i}, step {len(shaped) + 1})") from exc
 

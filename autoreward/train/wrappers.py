@@ -63,7 +63,8 @@ class RewardProgramVecWrapper(VecEnvWrapper):
     The env's own reward stays visible as ``info['env_reward']`` and the components as
     ``info['reward_components']``. ``memory`` is a fresh dict per env per episode. ``reward`` is
     the one guarded, validating caller (``program.RewardCaller``) that evaluation and the
-    critic use too. A total that is not the sum of its components trains as it is; from the first
+    critic use too, made afresh for each env's every episode (``RewardCaller.episode``), so no
+    value the program keeps outside ``memory`` outlives the episode. A total that is not the sum of its components trains as it is; from the first
     step where they differ, the difference is a component of its own, ``(not in components)``
     (0.0 on steps where they agree), so the statistics show what the named terms do not explain.
     """
@@ -72,12 +73,14 @@ class RewardProgramVecWrapper(VecEnvWrapper):
         super().__init__(venv)
         self.reward = reward
         self.memory: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        self.callers = [reward.episode() for _ in range(self.num_envs)]
         self.actions: np.ndarray | None = None
         self.steps = 0
         self.non_additive = False
 
     def reset(self) -> Any:
         self.memory = [{} for _ in range(self.num_envs)]
+        self.callers = [self.reward.episode() for _ in range(self.num_envs)]
         return self.venv.reset()
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -90,7 +93,9 @@ class RewardProgramVecWrapper(VecEnvWrapper):
         assert self.actions is not None
         for i, info in enumerate(infos):
             try:
-                total, comps = self.reward(info[PREV], self.actions[i], info[STATE], self.memory[i])
+                total, comps = self.callers[i](info[PREV], self.actions[i], info[STATE], self.memory[i])
+                if dones[i]:
+                    self.memory[i], self.callers[i] = {}, self.reward.episode()
             except Exception as exc:
                 raise RewardError(f"at training step {self.steps + 1} (env {i})") from exc
             info["env_reward"] = float(rewards[i])
@@ -98,8 +103,6 @@ class RewardProgramVecWrapper(VecEnvWrapper):
             self.non_additive = self.non_additive or bool(rest)
             info["reward_components"] = {**comps, NOT_IN_COMPONENTS: rest} if self.non_additive else comps
             new[i] = total
-            if dones[i]:
-                self.memory[i] = {}
         self.steps += 1
         return obs, new, dones, infos
 
@@ -172,9 +175,11 @@ class PotentialShapingVecWrapper(VecEnvWrapper):
         self.steps = 0
         self.non_additive = False
         self._last: list[tuple[Any, float]] = [(None, 0.0)] * self.num_envs  # (state, phi(state)) per env
+        self.callers = [shaping.potential.episode() for _ in range(self.num_envs)]  # afresh per episode, as rewards are
 
     def reset(self) -> Any:
         self._last = [(None, 0.0)] * self.num_envs
+        self.callers = [self.shaping.potential.episode() for _ in range(self.num_envs)]
         return self.venv.reset()
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -189,8 +194,10 @@ class PotentialShapingVecWrapper(VecEnvWrapper):
             try:
                 last, phi = self._last[i]
                 if last is not prev:
-                    phi = sh.potential(prev)[0]
-                phi_next, comps = sh.potential(state)
+                    phi = self.callers[i](prev)[0]
+                phi_next, comps = self.callers[i](state)
+                if dones[i]:
+                    self.callers[i] = sh.potential.episode()
             except Exception as exc:
                 raise RewardError(f"at training step {self.steps + 1} (env {i}), in compute_potential") from exc
             self._last[i] = (state, phi_next)
