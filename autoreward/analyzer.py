@@ -1,7 +1,9 @@
 """The Trajectory Analyzer: numbers first, then an LLM summary of failure causes.
 
-Every number comes from the candidate's ``metrics.json`` (written by the trainer), so each one
-in a report can be traced to a file. Saved next to the candidate as ``analysis.json`` and
+Every number comes from the candidate's ``metrics.json``, so each one in a report can be traced
+to a file: the final and untrained fitness, success and episodes from the judge (a process that
+never loaded the reward, ``train/judge.py``), the learning curve and the component statistics
+as the training process reported them about itself (they inform; they decide nothing). Saved next to the candidate as ``analysis.json`` and
 ``analysis.md``.
 """
 
@@ -64,6 +66,9 @@ def numbers(metrics: dict[str, Any]) -> dict[str, Any]:
         flags.append(f"reward hacking: our reward and the task fitness moved apart over training (Spearman {rho})")
     if hackable and len(fit) >= 3 and len(rew) >= 3 and rew[-1] > rew[0] and fit[-1] < fit[0]:
         flags.append("reward hacking: the reward rose while the task fitness fell")
+    disagrees = (metrics.get("judge") or {}).get("disagrees")
+    if disagrees:  # the same policy on the same episodes: only interference explains a difference
+        flags.append(f"reward hacking: {disagrees}")
     if fit and out["fitness_final"] <= out["fitness_untrained"]:
         flags.append("no progress: the trained policy is no better than the untrained one")
     comps = out["components"]

@@ -28,7 +28,7 @@ from autoreward.executors import Executor
 from autoreward.rundir import read_json, write_json
 from autoreward.train.run import TrainSpec
 
-COPIED = ("policy.zip", "vecnormalize.pkl", "progress.csv")
+COPIED = ("policy.zip", "vecnormalize.pkl", "normalization.npz", "progress.csv")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,9 @@ def _finished_without_halving(cand: Path) -> bool:
 
 
 def _rank_key(m: dict[str, Any]) -> tuple[float, float]:
-    return float(m["fitness"]), float(m.get("final", {}).get("reward_return_mean", float("-inf")))
+    """Judged numbers only (``train/judge.py``): fitness, then success rate. The candidate's own
+    return once broke ties, and a reward can make its own return anything."""
+    return float(m["fitness"]), float(m.get("success_rate") or 0.0)
 
 
 def _usable(m: dict[str, Any]) -> bool:

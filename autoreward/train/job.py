@@ -3,14 +3,15 @@
 This is the child side (the sandboxed ``train`` job; ``run.py`` is the parent side). In order:
 compile the reward, build the wrapper stack, evaluate the untrained policy, train with periodic
 fitness evaluations, evaluate the final policy with the same protocol, and write
-``metrics.json``, ``progress.csv`` and ``policy.zip`` into the candidate directory. A reward
+``metrics.json``, ``progress.csv``, ``policy.zip`` and ``normalization.npz`` into the candidate
+directory. Every number here is this process's view of itself (the reward runs here): the
+parent has the saved policy judged by a separate job (``judge.py``), whose numbers decide. A reward
 that raises at step 50,000 fails this candidate only, with the step and the program's
 traceback.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from pathlib import Path
@@ -24,7 +25,8 @@ from autoreward.rundir import read_json, write_json
 from autoreward.sandbox.child import short_traceback
 from autoreward.sandbox.registry import job
 from autoreward.train.algos import algorithm, discount, hyperparams_for
-from autoreward.train.evaluate import EVAL_SEED, evaluate
+from autoreward.train.evaluate import evaluate
+from autoreward.train.judge import NORMALIZATION, save_normalization
 
 REPLAY_FILE = "replay_buffer.pkl"
 
@@ -152,28 +154,19 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         model.learn(total_timesteps=steps - done_before, callback=[stats, evalcb, ProgressCallback(steps)], reset_num_timesteps=not cont)
         train_seconds = time.perf_counter() - t0 - (evalcb.eval_seconds - baseline_seconds)
-        final = run_eval(keep=bool(card.analyzer))
-        if p.get("sampled_eval"):
-            torch.manual_seed(EVAL_SEED)  # the sampled actions are reproducible too
-            metrics["final_sampled"] = {k: v for k, v in run_eval(deterministic=False).items() if k != "episodes"}
+        final = run_eval()  # the training process's own view (``self_reported``); the judge's decides
     except RewardError as exc:
         return done(
             error=f"the reward failed {exc}: {short_traceback(exc.__cause__ or exc)}",
             failed_at_step=int(model.num_timesteps), progress=evalcb.rows, components=stats.summary(),
         )
 
-    # 7. env-specific numbers from the card's analyzer hook, on the final evaluation episodes
-    episodes = final.pop("_episodes", None)
-    if card.analyzer and episodes:
-        mod, _, name = card.analyzer.partition(":")
-        task = card.tasks.get(p["task"])
-        hook = getattr(importlib.import_module(mod), name)
-        metrics["env_analysis"] = hook(episodes, fitness, success, **(task.analysis if task else {}))
-
-    # 8. results
+    # 7. results: the policy and its observation statistics, for the judge (``judge.py``), which
+    # measures every number a decision reads in a process that never loads this reward
     if p.get("save_policy", True):
         model.save(out_dir / "policy.zip")
-        venv.save(str(out_dir / "vecnormalize.pkl"))
+        venv.save(str(out_dir / "vecnormalize.pkl"))  # for a later rung of successive halving
+        save_normalization(venv, out_dir / NORMALIZATION)
         if p.get("save_replay_buffer") and hasattr(model, "save_replay_buffer"):
             model.save_replay_buffer(out_dir / REPLAY_FILE)
     return done(

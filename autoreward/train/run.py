@@ -2,7 +2,9 @@
 
 A :class:`TrainSpec` holds only paths, strings and numbers, so it crosses process and machine
 boundaries unchanged; :func:`train_candidate` hands it to the sandboxed ``train`` job
-(``job.py``) and makes sure ``metrics.json`` exists afterwards, whatever happened in the child.
+(``job.py``), then has the saved policy evaluated by the sandboxed ``judge`` job (``judge.py``),
+which never loads the reward, and makes sure ``metrics.json`` exists afterwards, whatever
+happened in either child.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from autoreward.rundir import write_json
 from autoreward.sandbox import JobResult, Limits, run_job
 from autoreward.train import job as _job  # noqa: F401  (registers the "train" job)
 from autoreward.train.algos import algorithm
+from autoreward.train.judge import NORMALIZATION, judge_candidate
 
 
 @dataclass
@@ -38,7 +41,7 @@ class TrainSpec:
     max_episode_steps: int | None = None
     device: str = "auto"
     threads: int = 1
-    save_policy: bool = True
+    save_policy: bool = True  # False: the policy is deleted once the judge has evaluated it
     make_kwargs: dict[str, Any] = field(default_factory=dict)  # the task's env settings
     policy: str = ""  # "" = the card's (e.g. CnnPolicy with Crafter's obs_mode=pixels)
     #: also evaluate the final policy with sampled actions (seeded) and report it apart as
@@ -64,9 +67,14 @@ def train_candidate(
     out_dir.mkdir(parents=True, exist_ok=True)
     if limits is None:
         limits = Limits.for_training(spec.steps, algorithm(spec.algo or "ppo").budget_steps_per_s)
-    result = run_job("train", {**asdict(spec), "out_dir": str(out_dir)}, out_dir, limits, on_event)
+    result = run_job("train", {**asdict(spec), "out_dir": str(out_dir), "save_policy": True}, out_dir, limits, on_event)
     if not (out_dir / "metrics.json").exists() or not result.ok:
         metrics = dict(result.result)
         metrics.update(ok=result.ok, error=result.error, wall_seconds=result.wall_seconds)
         write_json(out_dir / "metrics.json", metrics)
-    return result
+        return result
+    judged = judge_candidate(spec, out_dir)
+    if not spec.save_policy:  # kept only as long as the judge needed it
+        for name in ("policy.zip", "vecnormalize.pkl", NORMALIZATION):
+            (out_dir / name).unlink(missing_ok=True)
+    return result if judged.ok else JobResult(False, result.result, judged.error, judged.returncode, result.wall_seconds + judged.wall_seconds)
