@@ -211,7 +211,12 @@ def eval_cmd(
     table.add_row("untrained", f"{u['fitness_mean']:.3f}", f"{u['success_rate']:.2f}", f"{u['env_return_mean']:.1f}")
     table.add_row(f"after {steps} steps", f"{f['fitness_mean']:.3f}", f"{f['success_rate']:.2f}", f"{f['env_return_mean']:.1f}")
     console.print(table)
-    console.print(f"{m['steps_per_second']:.0f} steps/s on {m['device']}; {'solved' if m['solved'] else 'not solved'} (threshold {t.success:g}{' ' + t.unit if t.unit else ''})")
+    judge = m.get("judge") or {}
+    solved = f"{'solved' if m['solved'] else 'not solved'} (threshold {t.success:g}{' ' + t.unit if t.unit else ''})"
+    judged = f"; judged by a separate process that never loaded the reward ({judge['seconds']:.1f} s)" if "seconds" in judge else ""
+    console.print(f"{m['steps_per_second']:.0f} steps/s on {m['device']}; {solved}{judged}")
+    if judge.get("disagrees"):
+        err.print(f"warning: {judge['disagrees']}", highlight=False, markup=False)
     console.print(f"metrics: {ev.candidate_dir / 'metrics.json'}  policy: {ev.candidate_dir / 'policy.zip'}")
 
 
@@ -264,7 +269,7 @@ class _TrainingProgress:
 
 @app.command()
 def bench(
-    suite: str = typer.Option("quick", "--suite", help="quick, crafter, fitness, metaworld, search, quality, quality-quick or behaviour."),
+    suite: str = typer.Option("quick", "--suite", help="quick, crafter, fitness, metaworld, search, quality, quality-quick, behaviour or judge."),
     out: Path = typer.Option(Path("bench.json"), "--out", help="Where to write the JSON results."),
     model: Optional[str] = typer.Option(None, "--model", help="quality suites: the model the loop uses (default: the embedded one)."),
     tasks: Optional[str] = typer.Option(None, "--tasks", help="quality suites: comma-separated task names (autoreward/bench/quality.yaml)."),

@@ -24,6 +24,7 @@ SUITES: dict[str, str] = {
     "quality-quick": "autoreward.bench.quality:run_quick",
     "library": "autoreward.bench.library:run",
     "behaviour": "autoreward.bench.behaviour:run",
+    "judge": "autoreward.bench.judge:run",
 }
 
 

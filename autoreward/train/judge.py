@@ -62,20 +62,45 @@ def normalizer(path: Path | None, shape: tuple[int, ...]) -> Any:
     return lambda obs: np.clip((obs - mean) / np.sqrt(var + eps), -clip, clip).astype(np.float32)
 
 
+class _NoOptimizer:
+    """The judge never trains: an optimizer that holds nothing. (Building torch's Adam imports
+    ``torch._dynamo``, 2-3 s of the judge's start-up; the weights' initialisation does not touch
+    the optimizer, so the same seed builds the same network without it.)"""
+
+    def __init__(self, params: Any, **kwargs: Any) -> None:
+        pass
+
+    def load_state_dict(self, state: Any, strict: bool = True) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+
 def _model(p: dict[str, Any], card: Any, algo: str, trainer: str) -> Any:
-    """The policy network the training job built (same class, settings and seed), untrained."""
+    """The policy network the training job built (same class, settings and seed), untrained, in
+    evaluation mode for good (SB3's ``predict`` otherwise walks the module tree at every step)."""
+    import warnings
+
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     from autoreward.train.algos import algorithm, hyperparams_for
 
     hp = hyperparams_for(card.training.hyperparams, algo, p.get("hyperparams") or {}, trainer)
-    if "buffer_size" in hp or algo in ("sac",):
+    if algo == "sac":
         hp["buffer_size"] = 1  # an off-policy replay buffer is never filled here
-    hp.pop("tensorboard_log", None)
+    if trainer == "sb3":
+        hp["policy_kwargs"] = {**hp.get("policy_kwargs", {}), "optimizer_class": _NoOptimizer}
     make_kwargs = dict(p.get("make_kwargs") or {})
     venv = DummyVecEnv([lambda: card.make_env(**make_kwargs)])
     cls = algorithm(algo).load(trainer)
-    return cls(p.get("policy") or card.training.policy, venv, seed=int(p.get("seed", 0)), device="cpu", verbose=0, **hp)
+    with warnings.catch_warnings():  # PPO's advice on batch sizes concerns training
+        warnings.simplefilter("ignore")
+        model = cls(p.get("policy") or card.training.policy, venv, seed=int(p.get("seed", 0)), device="cpu", verbose=0, **hp)
+    if trainer == "sb3":
+        model.policy.set_training_mode(False)
+        model.policy.set_training_mode = lambda mode: None  # type: ignore[method-assign]
+    return model
 
 
 @job("judge")
@@ -90,6 +115,7 @@ def run_judge_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     from autoreward.train.evaluate import EVAL_SEED, evaluate
 
     torch.set_num_threads(max(1, int(p.get("threads", 1))))
+    torch.distributions.Distribution.set_default_validate_args(False)  # argument checks per step; values unchanged
     card = load_card_file(Path(p["card_path"]))
     policy_dir = Path(p["policy_dir"])
     algo, trainer = p.get("algo") or card.training.algo, p.get("trainer") or "sb3"
@@ -137,14 +163,43 @@ def _summary(ev: dict[str, Any]) -> dict[str, Any]:
 # Parent side
 
 
+#: the packages whose versions can change an untrained network or its evaluation
+_VERSIONED = ("torch", "stable-baselines3", "sbx-rl", "jax", "gymnasium", "mujoco", "numpy", "crafter", "metaworld")
+#: our own code on the judge's path: an edit there may change what it measures
+_OWN_CODE = ("train/judge.py", "train/evaluate.py", "episode.py", "cards/state.py", "cards/schema.py", "cards/mujoco_helpers.py")
+
+
 def _untrained_key(payload: dict[str, Any]) -> str:
-    """What the untrained policy's evaluation depends on: the settings that build its network
-    and the evaluation protocol, not the reward (``trainer``'s network is built the same way)."""
-    keys = ("card_path", "task", "fitness", "success", "algo", "trainer", "seed", "hyperparams", "policy", "make_kwargs",
-            "max_episode_steps", "eval_episodes")
-    data = {k: payload.get(k) for k in keys}
-    data["card"] = hashlib.sha256(Path(payload["card_path"]).read_bytes()).hexdigest()  # an edited card builds another network
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """Everything the untrained policy's judged numbers depend on, and nothing of the reward:
+    the card's text, the settings that build the network (its seed included), the evaluation
+    protocol, the versions of the packages and of our code on the judge's path."""
+    from importlib import metadata
+
+    keys = ("task", "fitness", "success", "algo", "trainer", "seed", "hyperparams", "policy", "make_kwargs", "max_episode_steps",
+            "eval_episodes", "threads")
+    data: dict[str, Any] = {k: payload.get(k) for k in keys}
+    card = Path(payload["card_path"])
+    data["card"] = hashlib.sha256(b"".join(p.read_bytes() for p in [card, *sorted(card.parent.glob("_*.y*ml"))])).hexdigest()
+    versions = {}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    data["versions"] = versions
+    root = Path(__file__).resolve().parents[1]
+    data["code"] = hashlib.sha256(b"".join((root / f).read_bytes() for f in _OWN_CODE if (root / f).exists())).hexdigest()
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def untrained_cache_dir() -> Path:
+    """Where the untrained policy's judged numbers are kept, one file per :func:`_untrained_key`:
+    the user's cache directory (``AUTOREWARD_CACHE_DIR``), written only by the parent (a sandboxed
+    job may write nothing outside its own folder), so every run and ``eval`` with the same
+    settings evaluates the untrained policy once."""
+    from autoreward.llm.base import cache_root
+
+    return cache_root() / "untrained"
 
 
 def _limits(spec: Any, with_untrained: bool) -> Limits:
@@ -158,15 +213,14 @@ def _limits(spec: Any, with_untrained: bool) -> Limits:
     return Limits(wall_seconds=wall, cpu_seconds=int(wall * 2), memory_mb=4096)
 
 
-def judge_candidate(spec: Any, out_dir: Path, untrained: dict[str, Any] | None = None) -> JobResult:
+def judge_candidate(spec: Any, out_dir: Path, untrained: dict[str, Any] | None = None, training_seconds: float = 0.0) -> JobResult:
     """Run the judge on the policy the training job saved in ``out_dir`` and merge its numbers
     into ``out_dir/metrics.json``. ``untrained``: the untrained policy's judged numbers when
-    already known (a later rung of successive halving); else they come from a cache beside
-    ``out_dir`` (written only by this process: a training job may write nothing outside its own
-    folder) or from this judge job."""
+    already known; else they come from the cache (:func:`untrained_cache_dir`) or from this
+    judge job, which then fills it."""
     payload = {k: getattr(spec, k) for k in ("card_path", "task", "fitness", "success", "algo", "trainer", "seed", "hyperparams",
                                              "policy", "make_kwargs", "max_episode_steps", "eval_episodes", "threads", "sampled_eval")}
-    cache = out_dir.parent / f".untrained-{_untrained_key(payload)}.json"
+    cache = untrained_cache_dir() / f"{_untrained_key(payload)}.json"
     if untrained is None and cache.exists():
         untrained = read_json(cache)
     jobdir = out_dir / JUDGE_DIR
@@ -181,8 +235,12 @@ def judge_candidate(spec: Any, out_dir: Path, untrained: dict[str, Any] | None =
     judged = res.result
     if untrained is None:
         untrained = judged["untrained"]
+        cache.parent.mkdir(parents=True, exist_ok=True)
         write_json(cache, untrained)
-    write_json(out_dir / "metrics.json", merge(trained, judged, untrained, float(spec.success), res.wall_seconds))
+    m = merge(trained, judged, untrained, float(spec.success), res.wall_seconds)
+    if training_seconds:  # what judging cost beside training (README: the judge's cost)
+        m["judge"].update(training_job_seconds=round(training_seconds, 3), share=round(res.wall_seconds / training_seconds, 4))
+    write_json(out_dir / "metrics.json", m)
     return res
 
 

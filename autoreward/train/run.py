@@ -73,7 +73,7 @@ def train_candidate(
         metrics.update(ok=result.ok, error=result.error, wall_seconds=result.wall_seconds)
         write_json(out_dir / "metrics.json", metrics)
         return result
-    judged = judge_candidate(spec, out_dir)
+    judged = judge_candidate(spec, out_dir, training_seconds=result.wall_seconds)
     if not spec.save_policy:  # kept only as long as the judge needed it
         for name in ("policy.zip", "vecnormalize.pkl", NORMALIZATION):
             (out_dir / name).unlink(missing_ok=True)
