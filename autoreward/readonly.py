@@ -54,6 +54,11 @@ class ReadOnlyModule(types.ModuleType):
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"{self.__name__} is read-only to a reward program: {self.__name__}.{name} cannot be deleted")
 
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        """Pickled by name, rebuilt as the receiving process's own copy (a reward crosses into
+        SubprocVecEnv workers inside the env factories)."""
+        return _by_name, (self.__name__,)
+
 
 class ReadOnlyCallable:
     """A callable without attributes of its own: calls go to ``fn``; nothing can be set on it."""
@@ -74,6 +79,9 @@ class ReadOnlyCallable:
 
     def __repr__(self) -> str:
         return f"<read-only {getattr(self._fn, '__name__', 'callable')}>"
+
+    def __reduce__(self) -> tuple[Any, tuple[Any]]:
+        return ReadOnlyCallable, (self._fn,)
 
 
 def _settable(obj: Any) -> bool:
@@ -129,3 +137,15 @@ def reward_modules(forbidden: frozenset[str] = frozenset()) -> dict[str, ReadOnl
     """``{"numpy": ..., "math": ...}``: the read-only copies, made once per process.
     ``forbidden``: names the static policy refuses, left out of the copies too."""
     return {"numpy": _freeze(np, forbidden), "math": _freeze(math, forbidden)}
+
+
+def _by_name(name: str) -> ReadOnlyModule:
+    """The read-only copy of module ``name`` (``numpy.linalg``) in this process, as a reward
+    program's namespace holds it (``program`` makes the copies, leaving out what it forbids)."""
+    from autoreward.program import _modules
+
+    top, *rest = name.split(".")
+    module: Any = _modules()[top]
+    for part in rest:
+        module = vars(module)[part]
+    return module

@@ -246,3 +246,17 @@ def test_the_judges_normalization_is_vecnormalize(tmp_path):
     assert np.array_equal(normalizer(tmp_path / "n.npz", (3,))(obs), venv.normalize_obs(obs))
     with np.load(tmp_path / "n.npz", allow_pickle=False) as z:
         assert set(z.files) == {"mean", "var", "clip_obs", "epsilon"}
+
+
+def test_read_only_modules_cross_into_subprocess_envs_as_read_only_copies():
+    """SubprocVecEnv pickles the env factories, a reward or fitness among them: the copies go
+    by name and arrive as the receiving process's own read-only copies, never the real numpy."""
+    import cloudpickle
+
+    fn = unchecked("import numpy as N\nfrom numpy import linalg\n\ndef compute_reward(prev, action, state, memory):\n"
+                   "    return float(N.mean(action) + linalg.norm(action)), {}\n")()
+    again = cloudpickle.loads(cloudpickle.dumps(fn))
+    assert again(None, np.ones(4), None, {})[0] == pytest.approx(3.0)
+    assert again.__globals__["N"] is restricted_globals()["np"] and again.__globals__["linalg"] is restricted_globals()["np"].linalg
+    with pytest.raises(AttributeError, match="read-only"):
+        again.__globals__["N"].mean = None

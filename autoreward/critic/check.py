@@ -86,7 +86,9 @@ def check_program(
 def _failure(d: dict[str, Any]) -> CheckResult:
     """The child's report of the call that failed: its text is the program's own, kept as text."""
     name = d.get("name") if d.get("name") in ("static", "dry_run") else "dry_run"
-    return CheckResult(str(name), False, str(d.get("message", ""))[:4000], kind=str(d.get("kind", "exception"))[:40])
+    where = d.get("details") if isinstance(d.get("details"), dict) else {}
+    details = {"transition": where["transition"]} if isinstance(where.get("transition"), int) else {}
+    return CheckResult(str(name), False, str(d.get("message", ""))[:4000], details, kind=str(d.get("kind", "exception"))[:40])
 
 
 def _judge(raw: Any, card: EnvCard, recording: Path, fitness: str, workdir: Path, potential: bool) -> list[CheckResult]:

@@ -7,7 +7,9 @@ evaluation and the analyzer's rollouts all call :func:`evaluate`, so their numbe
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -20,6 +22,29 @@ if TYPE_CHECKING:
     from autoreward.train.wrappers import Shaping
 
 EVAL_SEED = 10_000
+
+
+@contextlib.contextmanager
+def evaluation_mode(policy: Any) -> Iterator[None]:
+    """An SB3 policy in evaluation mode for a whole evaluation, not one step at a time.
+
+    SB3's ``predict`` switches the policy to evaluation mode at every call, a walk over its
+    module tree (a quarter of a HalfCheetah evaluation step), and torch checks each action
+    distribution's arguments; neither changes a value. Inside this block the switch is made
+    once and the checks are off; afterwards both are as they were (training goes on)."""
+    import torch
+
+    was_training = bool(getattr(policy, "training", False))
+    validate = torch.distributions.Distribution._validate_args
+    policy.set_training_mode(False)
+    policy.set_training_mode = lambda mode: None  # this instance only: ``predict``'s per-step switch
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        del policy.set_training_mode  # the class's method again
+        policy.set_training_mode(was_training)
+        torch.distributions.Distribution.set_default_validate_args(validate)
 
 
 def evaluate(

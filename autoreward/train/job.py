@@ -12,6 +12,7 @@ traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from autoreward.rundir import read_json, write_json
 from autoreward.sandbox.child import short_traceback
 from autoreward.sandbox.registry import job
 from autoreward.train.algos import algorithm, discount, hyperparams_for
-from autoreward.train.evaluate import evaluate
+from autoreward.train.evaluate import evaluate, evaluation_mode
 from autoreward.train.judge import NORMALIZATION, save_normalization
 
 REPLAY_FILE = "replay_buffer.pkl"
@@ -134,10 +135,11 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
         return model.predict(o, deterministic=deterministic)[0]
 
     def run_eval(keep: bool = False, deterministic: bool = True) -> dict[str, Any]:
-        return evaluate(
-            card, fitness, success, lambda o: act(o, deterministic), n_episodes=int(p.get("eval_episodes", 5)),
-            reward=reward, shaping=shaping, max_steps=max_steps, keep_episodes=keep, make_kwargs=make_kwargs,
-        )
+        with evaluation_mode(model.policy) if trainer == "sb3" else contextlib.nullcontext():
+            return evaluate(
+                card, fitness, success, lambda o: act(o, deterministic), n_episodes=int(p.get("eval_episodes", 5)),
+                reward=reward, shaping=shaping, max_steps=max_steps, keep_episodes=keep, make_kwargs=make_kwargs,
+            )
 
     # 6. train: untrained evaluation, learning with periodic evaluations, final evaluation
     stats = ComponentStatsCallback(every=max(steps // 50, 100), start=done_before)

@@ -24,6 +24,7 @@ interfered with its own evaluation.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -78,8 +79,7 @@ class _NoOptimizer:
 
 
 def _model(p: dict[str, Any], card: Any, algo: str, trainer: str) -> Any:
-    """The policy network the training job built (same class, settings and seed), untrained, in
-    evaluation mode for good (SB3's ``predict`` otherwise walks the module tree at every step)."""
+    """The policy network the training job built (same class, settings and seed), untrained."""
     import warnings
 
     from stable_baselines3.common.vec_env import DummyVecEnv
@@ -97,9 +97,6 @@ def _model(p: dict[str, Any], card: Any, algo: str, trainer: str) -> Any:
     with warnings.catch_warnings():  # PPO's advice on batch sizes concerns training
         warnings.simplefilter("ignore")
         model = cls(p.get("policy") or card.training.policy, venv, seed=int(p.get("seed", 0)), device="cpu", verbose=0, **hp)
-    if trainer == "sb3":
-        model.policy.set_training_mode(False)
-        model.policy.set_training_mode = lambda mode: None  # type: ignore[method-assign]
     return model
 
 
@@ -112,10 +109,9 @@ def run_judge_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     from autoreward.cards import load_card_file
     from autoreward.episode import fitness_function
     from autoreward.train.algos import algorithm
-    from autoreward.train.evaluate import EVAL_SEED, evaluate
+    from autoreward.train.evaluate import EVAL_SEED, evaluate, evaluation_mode
 
     torch.set_num_threads(max(1, int(p.get("threads", 1))))
-    torch.distributions.Distribution.set_default_validate_args(False)  # argument checks per step; values unchanged
     card = load_card_file(Path(p["card_path"]))
     policy_dir = Path(p["policy_dir"])
     algo, trainer = p.get("algo") or card.training.algo, p.get("trainer") or "sb3"
@@ -127,8 +123,9 @@ def run_judge_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
         def act(obs: Any) -> Any:
             return model.predict(norm(obs) if norm is not None else obs, deterministic=deterministic)[0]
 
-        return evaluate(card, fitness, success, act, n_episodes=int(p.get("eval_episodes", 5)), max_steps=max_steps,
-                        keep_episodes=keep, make_kwargs=make_kwargs)
+        with evaluation_mode(model.policy) if trainer == "sb3" else contextlib.nullcontext():
+            return evaluate(card, fitness, success, act, n_episodes=int(p.get("eval_episodes", 5)), max_steps=max_steps,
+                            keep_episodes=keep, make_kwargs=make_kwargs)
 
     out: dict[str, Any] = {"ok": True}
     model = _model(p, card, algo, trainer)
