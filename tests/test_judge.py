@@ -207,16 +207,18 @@ def test_judged_numbers_equal_the_honest_training_process_numbers(cheetah, tmp_p
 def test_a_lying_training_process_changes_no_judged_number(cheetah, tmp_path, backwards_source):
     """Whatever the training process writes about itself (here: everything forged, as a program
     that took over its process could), the numbers a decision reads are the judge's, and the
-    difference is flagged as reward hacking (so the library would not take it)."""
+    difference is flagged as reward hacking (so the library would not take it). A result the
+    process planted in the judge's folder beforehand is never read."""
     s = spec(cheetah, backwards_source)
     res = run_job("train", {**asdict(s), "out_dir": str(tmp_path)}, tmp_path, Limits())
     assert res.ok, res.error
     honest = json.loads((tmp_path / "metrics.json").read_text())
+    (tmp_path / "metrics.json").unlink()  # as train_candidate does: the report waits in training.json for the judge
     forged = dict(honest, fitness=1000.0, success_rate=1.0, solved=True, untrained={"fitness_mean": -1000.0, "success_rate": 0.0, "env_return_mean": 0.0},
                   final={**honest["final"], "fitness_mean": 1000.0, "success_rate": 1.0},
                   final_episodes=[{**e, "fitness": 1000.0, "success": True} for e in honest["final_episodes"]],
                   judge={"process": "trust me"}, env_analysis={"forged": True})
-    (tmp_path / "metrics.json").write_text(json.dumps(forged))
+    (tmp_path / "training.json").write_text(json.dumps(forged))
     (tmp_path / "judge").mkdir()
     (tmp_path / "judge" / "result.json").write_text(json.dumps({"ok": True, "final": {"fitness_mean": 1000.0}}))  # planted in advance
     assert judge_candidate(s, tmp_path).ok
@@ -227,6 +229,21 @@ def test_a_lying_training_process_changes_no_judged_number(cheetah, tmp_path, ba
     assert m["self_reported"]["fitness_mean"] == 1000.0 and "interfered" in m["judge"]["disagrees"]
     flags = numbers(m)["flags"]
     assert any(f.startswith("reward hacking: the training process reported fitness 1000") for f in flags), flags
+
+
+def test_a_stop_between_training_and_judging_leaves_no_finished_looking_candidate(cheetah, tmp_path, backwards_source):
+    """Until the judge has merged its numbers there is no metrics.json, only the training job's
+    training.json; the next train_candidate (a resume) judges the saved policy, not retraining it."""
+    s = spec(cheetah, backwards_source)
+    res = run_job("train", {**asdict(s), "out_dir": str(tmp_path)}, tmp_path, Limits())
+    assert res.ok, res.error
+    (tmp_path / "metrics.json").rename(tmp_path / "training.json")  # where a stop during the judge leaves it
+    policy_mtime = (tmp_path / "policy.zip").stat().st_mtime_ns
+    job = train_candidate(s, tmp_path)
+    assert job.ok, job.error
+    assert (tmp_path / "policy.zip").stat().st_mtime_ns == policy_mtime  # not trained again
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["judge"]["process"].startswith("a separate sandboxed job") and m["fitness"] == m["final"]["fitness_mean"]
 
 
 def test_the_judges_normalization_is_vecnormalize(tmp_path):

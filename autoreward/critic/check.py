@@ -120,7 +120,7 @@ def recording_fitness(card: EnvCard, recording: Path, fitness: str, workdir: Pat
     sandboxed ``episode_fitness`` job, in which no reward program ever runs (a fitness a
     designer proposed is generated text too, so it is never run in this process). Cached beside
     the recording, one file per fitness expression."""
-    key = hashlib.sha256(f"{card.id}\n{fitness}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{card.id}\n{fitness}\n{sorted(card.measure_exprs.items())}".encode()).hexdigest()[:16]
     cache = recording.with_name(f"{recording.stem}.fitness-{key}.json")
     if cache.exists():
         return read_json(cache)["values"]

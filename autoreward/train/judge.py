@@ -41,6 +41,8 @@ from autoreward.sandbox.registry import job
 
 NORMALIZATION = "normalization.npz"  # the observation statistics the policy was trained with, as plain arrays
 JUDGE_DIR = "judge"  # inside a candidate folder: the judge job's own directory
+#: the training job's own report until the judge has merged its numbers into ``metrics.json``
+TRAINING_REPORT = "training.json"
 #: what the judge measures and the parent takes over from it (the training job's own go to ``self_reported``)
 JUDGED = ("untrained", "final", "final_episodes", "fitness", "success_rate", "solved", "env_analysis", "final_sampled")
 
@@ -212,7 +214,7 @@ def _limits(spec: Any, with_untrained: bool) -> Limits:
 
 def judge_candidate(spec: Any, out_dir: Path, untrained: dict[str, Any] | None = None, training_seconds: float = 0.0) -> JobResult:
     """Run the judge on the policy the training job saved in ``out_dir`` and merge its numbers
-    into ``out_dir/metrics.json``. ``untrained``: the untrained policy's judged numbers when
+    with the training job's report (``training.json``) into ``out_dir/metrics.json``. ``untrained``: the untrained policy's judged numbers when
     already known; else they come from the cache (:func:`untrained_cache_dir`) or from this
     judge job, which then fills it."""
     payload = {k: getattr(spec, k) for k in ("card_path", "task", "fitness", "success", "algo", "trainer", "seed", "hyperparams",
@@ -224,7 +226,7 @@ def judge_candidate(spec: Any, out_dir: Path, untrained: dict[str, Any] | None =
     shutil.rmtree(jobdir, ignore_errors=True)  # nothing the training job left there is read
     payload.update(policy_dir=str(out_dir), untrained=untrained is None)
     res = run_job("judge", payload, jobdir, _limits(spec, untrained is None))
-    trained = read_json(out_dir / "metrics.json")
+    trained = read_json(out_dir / TRAINING_REPORT)
     if not res.ok:
         trained.update(ok=False, error=f"the judge could not evaluate the trained policy: {res.error}")
         write_json(out_dir / "metrics.json", trained)

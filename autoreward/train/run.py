@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from autoreward.rundir import write_json
+from autoreward.rundir import read_json, write_json
 from autoreward.sandbox import JobResult, Limits, run_job
 from autoreward.train import job as _job  # noqa: F401  (registers the "train" job)
 from autoreward.train.algos import algorithm
-from autoreward.train.judge import NORMALIZATION, judge_candidate
+from autoreward.train.judge import NORMALIZATION, TRAINING_REPORT, judge_candidate
 
 
 @dataclass
@@ -62,17 +62,31 @@ def train_candidate(
     limits: Limits | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> JobResult:
-    """Run one training job in the sandbox; the result (ok or a precise error) is returned and
-    ``metrics.json`` is written either way."""
+    """Run one training job in the sandbox, then the judge; the result (ok or a precise error)
+    is returned and ``metrics.json`` is written either way.
+
+    Until the judge has merged its numbers, the training job's own report is ``training.json``,
+    never ``metrics.json``: a run stopped between the two (Ctrl-C) leaves no candidate that looks
+    finished with self-reported numbers, and its resume judges the saved policy without
+    training it again."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if limits is None:
         limits = Limits.for_training(spec.steps, algorithm(spec.algo or "ppo").budget_steps_per_s)
-    result = run_job("train", {**asdict(spec), "out_dir": str(out_dir), "save_policy": True}, out_dir, limits, on_event)
-    if not (out_dir / "metrics.json").exists() or not result.ok:
-        metrics = dict(result.result)
-        metrics.update(ok=result.ok, error=result.error, wall_seconds=result.wall_seconds)
-        write_json(out_dir / "metrics.json", metrics)
-        return result
+    trained, metrics_path = out_dir / TRAINING_REPORT, out_dir / "metrics.json"
+    if trained.exists() and (out_dir / "policy.zip").exists() and not metrics_path.exists():
+        result = JobResult(True, read_json(trained), wall_seconds=float(read_json(trained).get("wall_seconds") or 0.0))
+    else:
+        trained.unlink(missing_ok=True)
+        result = run_job("train", {**asdict(spec), "out_dir": str(out_dir), "save_policy": True}, out_dir, limits, on_event)
+        if not metrics_path.exists() or not result.ok:
+            metrics = dict(result.result)
+            metrics.update(ok=result.ok, error=result.error, wall_seconds=result.wall_seconds)
+            write_json(metrics_path, metrics)
+            return result
+        report = read_json(metrics_path)
+        report["wall_seconds"] = round(result.wall_seconds, 3)
+        write_json(trained, report)
+        metrics_path.unlink()
     judged = judge_candidate(spec, out_dir, training_seconds=result.wall_seconds)
     if not spec.save_policy:  # kept only as long as the judge needed it
         for name in ("policy.zip", "vecnormalize.pkl", NORMALIZATION):
