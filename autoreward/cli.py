@@ -293,7 +293,7 @@ def bench(
     from autoreward.bench.quality import choose_variants
 
     options = {"model": model, "tasks": _csv(tasks), "variants": choose_variants(variants, no_library, shaping), "config": bench_config,
-               "seeds": [int(s) for s in _csv(seeds) or []] or None, "cap_s": cap, "profiles": _csv(profiles)}
+               "seeds": _ints(seeds, "--seeds"), "cap_s": cap, "profiles": _csv(profiles)}
     fn = suite_fn(suite)
     given = {k: v for k, v in options.items() if v is not None}
     takes_options = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
@@ -310,6 +310,14 @@ def bench(
 def _csv(text: Optional[str]) -> Optional[list[str]]:
     """A comma-separated option as a list; None when not given."""
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _ints(text: Optional[str], flag: str) -> Optional[list[int]]:
+    """A comma-separated option of integers (``--seeds 0,1,2``); None when not given."""
+    try:
+        return [int(t) for t in _csv(text) or []] or None
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: give whole numbers separated by commas", f"e.g. {flag} 0,1,2") from None
 
 
 # ---------------------------------------------------------------------------------------------
