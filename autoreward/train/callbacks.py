@@ -104,13 +104,14 @@ class FitnessEvalCallback(BaseCallback):
             "train/length": float(np.mean([e["l"] for e in ep_buf])) if ep_buf else float("nan"),
         }
         self.rows.append(row)
-        emit("eval", step=step, fitness=row["task/fitness"])
         new = not self.csv_path.exists()
         with open(self.csv_path, "a", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(row))
             if new:
                 w.writeheader()
             w.writerow(row)
+        # after the row is on disk: a parent that stops the job on this event keeps it
+        emit("eval", step=step, fitness=row["task/fitness"], time_s=row["time_s"])
         return row
 
     def _on_step(self) -> bool:
