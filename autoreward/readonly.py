@@ -43,6 +43,7 @@ STATEFUL = frozenset(
     }
 )
 _IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: attributes of such a type cannot be set
+_FORBIDDEN_KEY = "__autoreward_forbidden__"
 
 
 class ReadOnlyModule(types.ModuleType):
@@ -54,10 +55,10 @@ class ReadOnlyModule(types.ModuleType):
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"{self.__name__} is read-only to a reward program: {self.__name__}.{name} cannot be deleted")
 
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
+    def __reduce__(self) -> tuple[Any, tuple[str, frozenset[str]]]:
         """Pickled by name, rebuilt as the receiving process's own copy (a reward crosses into
         SubprocVecEnv workers inside the env factories)."""
-        return _by_name, (self.__name__,)
+        return _by_name, (self.__name__, vars(self)[_FORBIDDEN_KEY])
 
 
 class ReadOnlyCallable:
@@ -129,6 +130,7 @@ def _freeze(module: types.ModuleType, forbidden: Iterable[str]) -> ReadOnlyModul
             if exposed is not _LEAVE_OUT:
                 attrs[name] = exposed
     vars(out).update(attrs)  # the module's own dict, not through the refused __setattr__
+    vars(out)[_FORBIDDEN_KEY] = forbidden  # what it leaves out, to be rebuilt alike when pickled (a dunder: out of a program's reach)
     return out
 
 
@@ -139,13 +141,11 @@ def reward_modules(forbidden: frozenset[str] = frozenset()) -> dict[str, ReadOnl
     return {"numpy": _freeze(np, forbidden), "math": _freeze(math, forbidden)}
 
 
-def _by_name(name: str) -> ReadOnlyModule:
-    """The read-only copy of module ``name`` (``numpy.linalg``) in this process, as a reward
-    program's namespace holds it (``program`` makes the copies, leaving out what it forbids)."""
-    from autoreward.program import _modules
-
+def _by_name(name: str, forbidden: frozenset[str]) -> ReadOnlyModule:
+    """This process's read-only copy of module ``name`` (``numpy.linalg``) made leaving out
+    ``forbidden``: the same object a reward program's namespace holds here."""
     top, *rest = name.split(".")
-    module: Any = _modules()[top]
+    module: Any = reward_modules(forbidden)[top]
     for part in rest:
         module = vars(module)[part]
     return module

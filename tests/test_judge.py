@@ -202,6 +202,7 @@ def test_judged_numbers_equal_the_honest_training_process_numbers(cheetah, tmp_p
     assert len(m["final_episodes"]) == 2 and all(e["reward_return"] is not None for e in m["final_episodes"])
     judge_job = json.loads((tmp_path / "judge" / "job.json").read_text())
     assert "source" not in judge_job["payload"]  # the judge never had the reward's text
+    assert job.result == m  # what callers read (the benchmarks' HNS among them) is the merged, judged file
 
 
 def test_a_lying_training_process_changes_no_judged_number(cheetah, tmp_path, backwards_source):

@@ -168,7 +168,8 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     if p.get("save_policy", True):
         model.save(out_dir / "policy.zip")
         venv.save(str(out_dir / "vecnormalize.pkl"))  # for a later rung of successive halving
-        save_normalization(venv, out_dir / NORMALIZATION)
+        if card.training.normalize_obs:  # else the policy sees the raw observations, and so does the judge
+            save_normalization(venv, out_dir / NORMALIZATION)
         if p.get("save_replay_buffer") and hasattr(model, "save_replay_buffer"):
             model.save_replay_buffer(out_dir / REPLAY_FILE)
     return done(

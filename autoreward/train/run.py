@@ -9,7 +9,7 @@ happened in either child.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -63,7 +63,7 @@ def train_candidate(
     on_event: Callable[[dict[str, Any]], None] | None = None,
 ) -> JobResult:
     """Run one training job in the sandbox, then the judge; the result (ok or a precise error)
-    is returned and ``metrics.json`` is written either way.
+    is returned, its ``result`` the contents of ``metrics.json``, which is written either way.
 
     Until the judge has merged its numbers, the training job's own report is ``training.json``,
     never ``metrics.json``: a run stopped between the two (Ctrl-C) leaves no candidate that looks
@@ -91,4 +91,7 @@ def train_candidate(
     if not spec.save_policy:  # kept only as long as the judge needed it
         for name in ("policy.zip", "vecnormalize.pkl", NORMALIZATION):
             (out_dir / name).unlink(missing_ok=True)
-    return result if judged.ok else JobResult(False, result.result, judged.error, judged.returncode, result.wall_seconds + judged.wall_seconds)
+    # the result callers read (benchmarks, HNS) is metrics.json, the judge's numbers merged in
+    merged = read_json(metrics_path)
+    return replace(result, ok=judged.ok and bool(merged.get("ok")), result=merged, error="" if judged.ok else judged.error,
+                   wall_seconds=result.wall_seconds + judged.wall_seconds)
