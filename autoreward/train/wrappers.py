@@ -64,9 +64,10 @@ class RewardProgramVecWrapper(VecEnvWrapper):
     ``info['reward_components']``. ``memory`` is a fresh dict per env per episode. ``reward`` is
     the one guarded, validating caller (``program.RewardCaller``) that evaluation and the
     critic use too, made afresh for each env's every episode (``RewardCaller.episode``), so no
-    value the program keeps outside ``memory`` outlives the episode. A total that is not the sum of its components trains as it is; from the first
-    step where they differ, the difference is a component of its own, ``(not in components)``
-    (0.0 on steps where they agree), so the statistics show what the named terms do not explain.
+    value the program keeps outside ``memory`` outlives the episode. A total that is not the sum
+    of its components trains as it is; from the first step where they differ, the difference is
+    a component of its own, ``(not in components)`` (0.0 on steps where they agree), so the
+    statistics show what the named terms do not explain.
     """
 
     def __init__(self, venv: VecEnv, reward: RewardCaller) -> None:
