@@ -165,13 +165,12 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
 
     # 7. results: the policy and its observation statistics, for the judge (``judge.py``), which
     # measures every number a decision reads in a process that never loads this reward
-    if p.get("save_policy", True):
-        model.save(out_dir / "policy.zip")
-        venv.save(str(out_dir / "vecnormalize.pkl"))  # for a later rung of successive halving
-        if card.training.normalize_obs:  # else the policy sees the raw observations, and so does the judge
-            save_normalization(venv, out_dir / NORMALIZATION)
-        if p.get("save_replay_buffer") and hasattr(model, "save_replay_buffer"):
-            model.save_replay_buffer(out_dir / REPLAY_FILE)
+    model.save(out_dir / "policy.zip")
+    venv.save(str(out_dir / "vecnormalize.pkl"))  # for a later rung of successive halving
+    if card.training.normalize_obs:  # else the policy sees the raw observations, and so does the judge
+        save_normalization(venv, out_dir / NORMALIZATION)
+    if p.get("save_replay_buffer") and hasattr(model, "save_replay_buffer"):
+        model.save_replay_buffer(out_dir / REPLAY_FILE)
     return done(
         ok=True,
         train_seconds=round(train_seconds + float(prev.get("train_seconds", 0.0)), 3),

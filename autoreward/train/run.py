@@ -77,7 +77,7 @@ def train_candidate(
         result = JobResult(True, read_json(trained), wall_seconds=float(read_json(trained).get("wall_seconds") or 0.0))
     else:
         trained.unlink(missing_ok=True)
-        result = run_job("train", {**asdict(spec), "out_dir": str(out_dir), "save_policy": True}, out_dir, limits, on_event)
+        result = run_job("train", {**asdict(spec), "out_dir": str(out_dir)}, out_dir, limits, on_event)
         if not metrics_path.exists() or not result.ok:
             metrics = dict(result.result)
             metrics.update(ok=result.ok, error=result.error, wall_seconds=result.wall_seconds)
