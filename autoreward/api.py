@@ -212,14 +212,16 @@ def evaluate(
     device: str = "auto", skip_check: bool = False, policy: str = "", env_kwargs: dict[str, Any] | None = None,
     out: Path | str = "runs", cards: list[Path] | None = None, tensorboard: bool = False,
     on_verdict: Callable[[RunVerdict], None] | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
-    shaping: str = "reward", n_envs: int = 0, trainer: str = "sb3",
+    shaping: str = "reward", n_envs: int = 0, trainer: str = "sb3", stop_at_success: bool = False,
 ) -> Evaluation:
     """Check, then train a policy with one reward and measure task fitness (``eval``).
 
     ``on_verdict`` is called once the critic is done, ``on_event`` with the training's progress
     events; a rejected reward is not trained unless ``skip_check``. ``shaping="potential"``: the
     file defines ``compute_potential(state)`` and training shapes the task's own signal with it.
-    ``steps`` None: the card's budget for ``task`` (where its expert reaches the success threshold)."""
+    ``steps`` None: the card's budget for ``task`` (where its expert reaches the success threshold).
+    ``stop_at_success``: end training at the first periodic evaluation at the threshold (how many
+    steps a reward needs, as the behaviour benchmark measures it)."""
     check_shaping(shaping)
     if algo:
         algorithm(algo)
@@ -237,7 +239,7 @@ def evaluate(
         card_path=card.path, task=task, fitness=t.fitness, success=t.success, source=program.source, steps=steps,
         algo=algo or card.training.algo, seed=seed, hyperparams=hp, max_episode_steps=max_episode_steps,
         eval_episodes=eval_episodes, device=device, make_kwargs=make_kwargs, policy=policy, tensorboard=tensorboard, shaping=shaping,
-        n_envs=n_envs, trainer=trainer,
+        n_envs=n_envs, trainer=trainer, stop_at_success=stop_at_success,
     )
     record_run(run, "eval", {"reward": str(reward) if "\n" not in str(reward) else "<source>", "env": card.id, "task": task, "spec": {**spec.__dict__, "source": None}})
     write_text(run / "candidate" / "reward.py", program.source)

@@ -183,6 +183,7 @@ def eval_cmd(
     tensorboard: bool = TensorboardOpt,
     n_envs: int = NEnvsOpt,
     trainer: str = TrainerOpt,
+    stop_at_success: bool = typer.Option(False, "--stop-at-success", help="End training at the first evaluation that reaches the task's success threshold (prints the steps it took)."),
 ) -> None:
     """Check, then train a policy with a given reward and report task fitness."""
     _require_confinement(require_confinement)
@@ -196,9 +197,10 @@ def eval_cmd(
             eval_episodes=eval_episodes, device=device, skip_check=skip_check, policy=policy, shaping=shaping,
             env_kwargs=_parse_sets(env_kwargs, "--env-kwarg", "obs_mode=pixels"), out=out, cards=_cards(cards),
             on_verdict=progress.on_verdict, on_event=progress.on_event, tensorboard=tensorboard, n_envs=n_envs, trainer=trainer,
+            stop_at_success=stop_at_success,
         )
         if ev.ok:
-            progress.finish(steps)
+            progress.finish(int((ev.metrics or {}).get("steps_done") or steps))
     if not ev.trained:
         console.print("not training a rejected reward (use --skip-check to train anyway)")
         raise typer.Exit(ExitCode.FAILED)
@@ -209,7 +211,8 @@ def eval_cmd(
     u, f = m["untrained"], m["final"]
     table = Table("", "task fitness", "success rate", "env return")
     table.add_row("untrained", f"{u['fitness_mean']:.3f}", f"{u['success_rate']:.2f}", f"{u['env_return_mean']:.1f}")
-    table.add_row(f"after {steps} steps", f"{f['fitness_mean']:.3f}", f"{f['success_rate']:.2f}", f"{f['env_return_mean']:.1f}")
+    done = int(m.get("steps_done") or steps)
+    table.add_row(f"after {done} steps" + (" (stopped at the threshold)" if m.get("stopped_at_success") else ""), f"{f['fitness_mean']:.3f}", f"{f['success_rate']:.2f}", f"{f['env_return_mean']:.1f}")
     console.print(table)
     judge = m.get("judge") or {}
     solved = f"{'solved' if m['solved'] else 'not solved'} (threshold {t.success:g}{' ' + t.unit if t.unit else ''})"

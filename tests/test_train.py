@@ -89,3 +89,34 @@ def test_the_cards_fast_settings_train_and_evaluate_with_the_same_protocol_and_f
     assert int(rows[0]["step"]) == 0 and int(rows[-1]["step"]) == 2048  # untrained, then at the rollout's end
     assert m["untrained"]["fitness_mean"] == pytest.approx(float(rows[0]["task/fitness"]))
     assert len(m["final_episodes"]) == 1 and {"backward", "env_reward"} <= set(m["components"])
+
+
+def test_subprocess_envs_train_with_the_same_protocol_and_files(cheetah, tmp_path, backwards_source):
+    """vec_env subproc (one process per env; the reward runs there on read-only state views)
+    stays supported beside the in-process default: same metrics, files and evaluation."""
+    s = spec(cheetah, backwards_source, 1024, hyperparams={"n_steps": 256, "batch_size": 256, "n_epochs": 1}, n_envs=2,
+             vec_env="subproc", eval_every=512)
+    job = train_candidate(s, tmp_path)
+    assert job.ok, job.error
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert m["n_envs"] == 2 and m["vec_env"] == "subproc" and m["steps_done"] == 1024
+    assert {"backward", "env_reward"} <= set(m["components"]) and m["judge"]["process"]
+    rows = list(csv.DictReader(open(tmp_path / "progress.csv")))
+    assert [int(r["step"]) for r in rows] == [0, 512, 1024]
+
+
+def test_stop_at_success_ends_training_at_the_first_evaluation_over_the_threshold(cheetah, tmp_path, backwards_source):
+    """The behaviour benchmark's and ``eval --stop-at-success``'s stop: the job ends itself at the
+    first periodic evaluation whose fitness reaches the success threshold, and is judged there."""
+    low = spec(cheetah, backwards_source, 4096, success=-1e9, stop_at_success=True, eval_every=1024)  # any policy reaches it
+    job = train_candidate(low, tmp_path / "low")
+    assert job.ok, job.error
+    m = job.result
+    assert m["stopped_at_success"] == 1024 and m["steps_done"] == 1024 and m["steps"] == 4096
+    rows = list(csv.DictReader(open(tmp_path / "low" / "progress.csv")))
+    assert [int(r["step"]) for r in rows] == [0, 1024]
+    # judged where it stopped: the final evaluation is of the policy that reached the threshold
+    assert m["solved"] and m["final"]["fitness_mean"] == pytest.approx(float(rows[-1]["task/fitness"]))
+    high = spec(cheetah, backwards_source, 2048, success=1e9, stop_at_success=True, eval_every=1024)  # none does
+    m = train_candidate(high, tmp_path / "high").result
+    assert m["stopped_at_success"] is None and m["steps_done"] == 2048 and not m["solved"]

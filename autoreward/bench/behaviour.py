@@ -177,8 +177,9 @@ def run_task(console: Console, t: dict[str, Any], folder: Path, save: Any, befor
 
 
 def run_job(t: dict[str, Any], card: Any, card_path: str, profile: str, seed: int, folder: Path) -> dict[str, Any]:
-    """One training job, stopped by the parent at the first evaluation at or over the threshold,
-    or at the cap. The curve is the job's evaluation events timed in the parent from the end of the
+    """One training job that ends itself at the first evaluation at or over the threshold
+    (``stop_at_success``; the judge then evaluates the policy as for any job), or that the parent
+    stops at the cap. The curve is the job's evaluation events timed in the parent from the end of the
     untrained evaluation (process start-up left out, later evaluations counted); the job's own
     ``progress.csv`` holds the same evaluations."""
     from autoreward.sandbox import Limits
@@ -190,7 +191,7 @@ def run_job(t: dict[str, Any], card: Any, card_path: str, profile: str, seed: in
         card_path=card_path, task=t["preset"], fitness=task.fitness, success=task.success,
         source=t["expert"].read_text() if t["expert"] else None, steps=int(s["max_steps"]), seed=seed, eval_every=int(s["eval_every"]),
         eval_episodes=int(s["eval_episodes"]), max_episode_steps=s.get("max_episode_steps"), device="cpu", threads=1,
-        save_policy=False, make_kwargs=dict(task.make_kwargs),
+        save_policy=False, make_kwargs=dict(task.make_kwargs), stop_at_success=True,
     )
     events: list[tuple[float, dict[str, Any]]] = []
     curve: list[list[float]] = []  # [step, seconds since the untrained evaluation ended, fitness], from the eval events
@@ -206,20 +207,20 @@ def run_job(t: dict[str, Any], card: Any, card_path: str, profile: str, seed: in
                 state["t0"] = now  # the clock starts when training does
             curve.append([step, round(now - state["t0"], 2), float(e.get("fitness", float("nan")))])
             if step > 0 and curve[-1][2] >= task.success:
-                state["stopped"] = "success"
-                stop_all_jobs()  # this suite runs one job at a time: the one to stop
+                state["stopped"] = "success"  # the job stops itself here (stop_at_success)
         if curve and not state["stopped"] and now - state["t0"] > cap:
             state["stopped"] = "cap"
-            stop_all_jobs()
+            stop_all_jobs()  # this suite runs one job at a time: the one to stop
 
     limits = Limits(wall_seconds=cap + 120.0, cpu_seconds=int(cap * 2) + 300, memory_mb=6144, call_seconds=2.0)  # 120 s: start-up, first evaluation
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    error = ""
+    error, judged = "", None
     try:
         res = train_candidate(spec, folder, limits, on_event)
         if not res.ok:
             error = res.error
+        judged = res.result.get("fitness")  # the judge's evaluation of the policy where it stopped
         state["stopped"] = state["stopped"] or ("error" if error else "max_steps")
     except JobsStopped:
         pass
@@ -230,7 +231,7 @@ def run_job(t: dict[str, Any], card: Any, card_path: str, profile: str, seed: in
         "steps_to_threshold": hit[0] if hit else None, "wall_s_to_threshold": hit[1] if hit else None,
         "best_fitness": max((c[2] for c in curve), default=None), "last_fitness": curve[-1][2] if curve else None,
         "steps_done": max((int(e.get("step", 0)) for _, e in events if e.get("event") in ("eval", "progress")), default=0),
-        "wall_s": round(wall, 1), "evaluations": len(curve), "train_steps_per_s": train_rate(events), "curve": curve, "dir": str(folder),
+        "wall_s": round(wall, 1), "judged_fitness": judged, "evaluations": len(curve), "train_steps_per_s": train_rate(events), "curve": curve, "dir": str(folder),
     }
 
 

@@ -74,9 +74,13 @@ class FitnessEvalCallback(BaseCallback):
     """Evaluates task fitness every ``every`` steps with the shared protocol; writes a CSV row
     (``progress.csv``) per evaluation so a killed run still leaves its curve."""
 
-    def __init__(self, every: int, evaluate: Callable[[], dict[str, Any]], csv_path: Path, start: int = 0) -> None:
-        """``start``: steps already done; evaluations stay at multiples of ``every``."""
+    def __init__(self, every: int, evaluate: Callable[[], dict[str, Any]], csv_path: Path, start: int = 0,
+                 stop_at: float | None = None) -> None:
+        """``start``: steps already done; evaluations stay at multiples of ``every``. ``stop_at``:
+        a fitness at which training ends (SB3 stops when a callback returns False)."""
         super().__init__()
+        self.stop_at = stop_at
+        self.stopped_at: int | None = None  # the step whose evaluation reached ``stop_at``
         self.every = every
         self.evaluate = evaluate
         self.csv_path = csv_path
@@ -116,8 +120,11 @@ class FitnessEvalCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next:
-            self.record(self.num_timesteps)
+            row = self.record(self.num_timesteps)
             self._next += self.every
+            if self.stop_at is not None and row["task/fitness"] >= self.stop_at:
+                self.stopped_at = self.num_timesteps
+                return False
         return True
 
 

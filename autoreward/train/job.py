@@ -145,7 +145,8 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
     stats = ComponentStatsCallback(every=max(steps // 50, 100), start=done_before)
     progress_csv = out_dir / "progress.csv"
     progress_csv.unlink(missing_ok=True)
-    evalcb = FitnessEvalCallback(int(p.get("eval_every") or max(steps // 5, 1)), run_eval, progress_csv, start=done_before)
+    evalcb = FitnessEvalCallback(int(p.get("eval_every") or max(steps // 5, 1)), run_eval, progress_csv, start=done_before,
+                                 stop_at=success if p.get("stop_at_success") else None)
     evalcb.init_callback(model)
     try:
         if cont:
@@ -175,7 +176,9 @@ def run_train_job(p: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
         ok=True,
         train_seconds=round(train_seconds + float(prev.get("train_seconds", 0.0)), 3),
         eval_seconds=round(evalcb.eval_seconds + float(prev.get("eval_seconds", 0.0)), 3),
-        steps_per_second=round((steps - done_before) / train_seconds, 1),
+        steps_per_second=round((int(model.num_timesteps) - done_before) / train_seconds, 1),
+        steps_done=int(model.num_timesteps),  # fewer than ``steps`` when stopped at success
+        stopped_at_success=evalcb.stopped_at,
         untrained=_summary(evalcb.rows[0]),
         final={k: v for k, v in final.items() if k != "episodes"},
         final_episodes=final["episodes"],

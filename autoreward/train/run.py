@@ -54,6 +54,9 @@ class TrainSpec:
     #: "reward": ``source`` defines compute_reward; "potential": it defines compute_potential(state)
     #: and training uses the task's own signal + gamma * phi(s') - phi(s) (``wrappers.Shaping``)
     shaping: str = "reward"
+    #: end training at the first periodic evaluation whose fitness reaches ``success`` (the
+    #: behaviour benchmark's time to threshold, ``eval --stop-at-success``); metrics say where
+    stop_at_success: bool = False
 
 
 def train_candidate(
