@@ -48,7 +48,9 @@ def test_eight_cards_share_one_template_and_render():
     for cid in IDS:
         card = cards[cid]
         assert card.field_names == names  # one state list; per-task overrides keep its order
-        assert card.training.algo == "sac" and "Meta-World" in card.training.source
+        # fast PPO by default (issue 22: it reached reach's behaviour, SAC had not), SAC as profile zoo
+        assert (card.training.algo, card.training.n_envs) == ("ppo", 16) and "Meta-World" in card.training.source
+        assert card.with_profile("zoo").training.algo == "sac" and card.training.hyperparams["sac"]["gradient_steps"] == 1
         assert card.analyzer == "autoreward.metaworld.analysis:analyze_episodes"
         assert {"succeeded", "grasped_fraction", "final_object_to_goal", "steps_to_success"} <= set(card.measures)
         (task,) = card.tasks.values()
@@ -173,11 +175,11 @@ def _script(tmp_path: Path) -> str:
 @pytest.mark.slow
 def test_run_open_the_drawer_end_to_end(tmp_path):
     """`autoreward run "open the drawer"` on the drawer card: fitness proposed from a named measure,
-    the reward checked and trained with SAC in the sandbox, the analyzer's Meta-World numbers."""
+    the reward checked and trained with SAC (the card's zoo algorithm, --algo sac) in the sandbox, the analyzer's Meta-World numbers."""
     r = subprocess.run(
         [sys.executable, "-m", "autoreward.cli", "run", "open the drawer", "--env", "MetaWorld-drawer-open-v3",
          "--model", _script(tmp_path), "--iterations", "1", "--samples", "1", "--steps", "300", "--max-episode-steps", "100",
-         "--eval-episodes", "2", "--set", "learning_starts=100", "--set", "batch_size=64", "--out", "runs"],
+         "--eval-episodes", "2", "--algo", "sac", "--set", "learning_starts=100", "--set", "batch_size=64", "--out", "runs"],
         capture_output=True, text=True, cwd=tmp_path, timeout=600,
     )
     assert r.returncode == 0, r.stdout + r.stderr
@@ -199,7 +201,7 @@ def test_the_report_films_the_arm(tmp_path):
 
     example = Path(__file__).parents[1] / "examples" / "metaworld" / "reach_reward.py"
     r = subprocess.run([sys.executable, "-m", "autoreward.cli", "eval", str(example), "--env", "MetaWorld-reach-v3", "--task", "reach",
-                        "--steps", "300", "--max-episode-steps", "100", "--eval-episodes", "1", "--set", "learning_starts=100",
+                        "--steps", "300", "--max-episode-steps", "100", "--eval-episodes", "1", "--algo", "sac", "--set", "learning_starts=100",
                         "--out", "runs"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert r.returncode in (0, 1), r.stdout + r.stderr  # trained (1: not solved is fine here)
     run = next((tmp_path / "runs").iterdir())

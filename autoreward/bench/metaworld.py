@@ -98,7 +98,7 @@ def run(console: Console) -> dict[str, Any]:
             entry[kind] = {
                 "success_rate": _spread([r["success_rate"] for r in good]),
                 "fitness": _spread([r["fitness_mean"] for r in good]),
-                "sac_steps_per_s": _spread([r["steps_per_second"] for r in good]),
+                "train_steps_per_s": _spread([r["steps_per_second"] for r in good]),
                 "failed_seeds": [s for s, r in enumerate(rows) if not r["ok"]],
                 "jobs": rows,
             }
@@ -107,7 +107,7 @@ def run(console: Console) -> dict[str, Any]:
         console.print(f"{t}: env reward {_fmt(entry['env_reward'])}, hand-written {_fmt(entry['hand_written'])}", highlight=False)
     results["per_task"] = per_task
     rates = [r["steps_per_second"] for r in outcome.values() if r["ok"]]
-    results["sac_steps_per_s_mean"] = round(sum(rates) / len(rates), 1) if rates else None
+    results["train_steps_per_s_mean"] = round(sum(rates) / len(rates), 1) if rates else None
     results["wall_s"] = round(time.perf_counter() - t_start, 1)
     return results
 
