@@ -283,6 +283,7 @@ def bench(
     seeds: Optional[str] = typer.Option(None, "--seeds", help="behaviour: comma-separated training seeds (default: behaviour.yaml's)."),
     cap: Optional[float] = typer.Option(None, "--cap", min=1, help="behaviour: wall-time cap per training job, in seconds (default 600)."),
     profiles: Optional[str] = typer.Option(None, "--profiles", help="behaviour: card training profiles, comma-separated: default (the card's settings), zoo (before issue 22)."),
+    device: Optional[str] = typer.Option(None, "--device", help="behaviour: where policies train, cpu (default) or cuda."),
 ) -> None:
     """Measure speed targets (ratios measured in one run, since these machines are noisy) and reward quality."""
     import inspect
@@ -296,7 +297,8 @@ def bench(
     from autoreward.bench.quality import choose_variants
 
     options = {"model": model, "tasks": _csv(tasks), "variants": choose_variants(variants, no_library, shaping), "config": bench_config,
-               "seeds": _ints(seeds, "--seeds"), "cap_s": cap, "profiles": _csv(profiles)}
+               "seeds": _ints(seeds, "--seeds"), "cap_s": cap, "profiles": _csv(profiles),
+               "device": _device(device)}
     fn = suite_fn(suite)
     given = {k: v for k, v in options.items() if v is not None}
     takes_options = any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values())
@@ -308,6 +310,20 @@ def bench(
     write_json(out, results)
     console.print_json(json.dumps({k: v for k, v in results.items() if not isinstance(v, (dict, list))}))
     console.print(f"written: {out}")
+
+
+def _device(device: Optional[str]) -> Optional[str]:
+    """``--device`` checked before any job starts: cuda where torch sees no GPU is a one-line error."""
+    if device is None:
+        return None
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {device!r}: use cpu or cuda")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda: torch sees no GPU here", "install a CUDA build of torch (AUTOREWARD_TORCH) on a GPU machine, or use --device cpu")
+    return device
 
 
 def _csv(text: Optional[str]) -> Optional[list[str]]:

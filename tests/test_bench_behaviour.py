@@ -44,7 +44,8 @@ def test_training_rate_leaves_evaluations_out():
 @pytest.mark.slow
 def test_the_suite_stops_a_job_at_the_threshold_and_writes_its_headline_numbers(tmp_path):
     """Tiny budget; the threshold is set below anything so the first evaluation after training
-    began reaches it: the parent stops the job there, for the card's settings and for zoo."""
+    began reaches it: the job stops itself there (stop_at_success) and is judged where it stopped,
+    for the card's settings and for zoo."""
     assert SUITES["behaviour"] == "autoreward.bench.behaviour:run"
     from autoreward.bench.behaviour import run
 
@@ -67,4 +68,15 @@ def test_the_suite_stops_a_job_at_the_threshold_and_writes_its_headline_numbers(
         job = p["jobs"][0]
         assert p["n_envs"] == n_envs and p["seeds_reaching_success"] == 1, job
         assert job["stopped"] == "success" and 0 < job["steps_to_threshold"] <= 2048 and job["curve"][0][0] == 0
+        assert job["judged_fitness"] == pytest.approx(job["curve"][-1][2]) and job["curve"][-1][0] == job["steps_to_threshold"]
     assert t["speedup"] is not None and "median_speedup" in res
+
+
+def test_device_cuda_without_a_gpu_is_a_one_line_error_before_any_job():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "autoreward.cli", "bench", "--suite", "behaviour", "--device", "cuda", "--tasks", "hopper_default"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "--device cuda: torch sees no GPU here" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -58,7 +58,7 @@ def load_config(extra: Path | None = None) -> dict[str, Any]:
 
 
 def plan(data: dict[str, Any], tasks: list[str] | None, seeds: list[int] | None, cap_s: float | None,
-         profiles: list[str] | None) -> list[dict[str, Any]]:
+         profiles: list[str] | None, device: str | None = None) -> list[dict[str, Any]]:
     """One resolved entry per task (card, preset, expert source, settings); every name checked here."""
     from autoreward.bench.quality import _example
     from autoreward.cards import load_card
@@ -80,6 +80,8 @@ def plan(data: dict[str, Any], tasks: list[str] | None, seeds: list[int] | None,
             s["cap_s"] = cap_s
         if profiles is not None:
             s["profiles"] = profiles
+        if device is not None:
+            s["device"] = device
         card = load_card(t["env"])
         task = card.task(t["preset"])
         expert = _example(t["expert"]) if t.get("expert") else None
@@ -102,7 +104,7 @@ def profile_card(card: Any, profile: str, folder: Path) -> tuple[Any, str]:
 def run(
     console: Console, *, tasks: list[str] | None = None, seeds: list[int] | None = None, cap_s: float | None = None,
     profiles: list[str] | None = None, config: Path | None = None, out: Path | None = None, work: Path | None = None,
-    **_: Any,
+    device: str | None = None, **_: Any,
 ) -> dict[str, Any]:
     """Run the suite; returns plain data (top-level scalars are the headline numbers) and, with
     ``out``, writes it there after every job."""
@@ -110,7 +112,7 @@ def run(
 
     from autoreward.rundir import write_json
 
-    todo = plan(load_config(config), tasks, seeds, cap_s, profiles)
+    todo = plan(load_config(config), tasks, seeds, cap_s, profiles, device)
     work = Path(work or Path("runs") / f"bench-behaviour-{datetime.now():%Y%m%d-%H%M%S}").resolve()
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -190,7 +192,7 @@ def run_job(t: dict[str, Any], card: Any, card_path: str, profile: str, seed: in
     spec = TrainSpec(
         card_path=card_path, task=t["preset"], fitness=task.fitness, success=task.success,
         source=t["expert"].read_text() if t["expert"] else None, steps=int(s["max_steps"]), seed=seed, eval_every=int(s["eval_every"]),
-        eval_episodes=int(s["eval_episodes"]), max_episode_steps=s.get("max_episode_steps"), device="cpu", threads=1,
+        eval_episodes=int(s["eval_episodes"]), max_episode_steps=s.get("max_episode_steps"), device=str(s.get("device") or "cpu"), threads=1,
         save_policy=False, make_kwargs=dict(task.make_kwargs), stop_at_success=True,
     )
     events: list[tuple[float, dict[str, Any]]] = []
