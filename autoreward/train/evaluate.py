@@ -66,53 +66,75 @@ def evaluate(
     env = card.make_env(**(make_kwargs or {}), **({"max_episode_steps": max_steps} if max_steps else {}))
     extractor = StateExtractor(card, env)
     limit = max_steps or card.training.max_episode_steps or 1000
+    ours = reward is not None or shaping is not None
     rows: list[dict[str, Any]] = []
     episodes: list[Episode] = []
     try:
         for i in range(n_episodes):
-            shaped: list[float] = []  # the reward per step, or phi per state (s_0 first) with shaping
-            memory: dict[str, Any] = {}
-            try:  # the program made afresh for each episode: nothing outside memory carries over
-                ep_reward = reward.episode() if reward is not None else None
-                ep_phi = shaping.potential.episode() if shaping is not None else None
-            except Exception as exc:
-                raise RewardError(f"during evaluation (episode {i}, defining the program)") from exc
-
-            def on_step(prev: Any, a: Any, s: Any) -> None:
-                try:
-                    if ep_phi is not None:
-                        if not shaped:
-                            shaped.append(ep_phi(prev)[0])
-                        shaped.append(ep_phi(s)[0])
-                    else:
-                        assert ep_reward is not None
-                        shaped.append(ep_reward(prev, a, s, memory)[0])
-                except Exception as exc:
-                    raise RewardError(f"during evaluation (episode {i}, step {len(shaped) + 1})") from exc
-
-            ep = rollout(
-                card, env, extractor, lambda t, obs: act(obs), seed=seed + i, max_steps=limit,
-                on_step=on_step if reward is not None or shaping is not None else None,
-            )
-            f = float(fitness(ep))
-            if shaping is not None:
-                phi = shaped
-                task = ep.env_return if shaping.task_signal == "env" else f
-                shaped = [task] + [shaping_term(phi[t], phi[t + 1], shaping.gamma, ep.terminated and t == ep.length - 1) for t in range(ep.length)]
-            rows.append(
-                {
-                    "fitness": f,
-                    "success": bool(f >= success),
-                    "env_return": ep.env_return,
-                    "reward_return": float(np.sum(shaped)) if reward is not None or shaping is not None else None,
-                    "length": ep.length,
-                    "cause": ep.cause,
-                }
-            )
+            on_step, shaped = _scorer(i, reward, shaping)
+            ep = rollout(card, env, extractor, lambda t, obs: act(obs), seed=seed + i, max_steps=limit, on_step=on_step)
+            rows.append(_row(ep, float(fitness(ep)), success, shaped if ours else None, shaping))
             if keep_episodes:
                 episodes.append(ep)
     finally:
         env.close()
+    out = _aggregate(rows, ours)
+    if keep_episodes:
+        out["_episodes"] = episodes
+    return out
+
+
+def _scorer(i: int, reward: RewardCaller | None, shaping: "Shaping | None") -> tuple[Callable[[Any, Any, Any], None] | None, list[float]]:
+    """The candidate's own signal on episode ``i``, step by step: the ``on_step`` that
+    :func:`rollout` calls (None without a reward or potential) and the list it fills, the reward
+    per step, or phi per state (s_0 first) with shaping. The program is made afresh for each
+    episode: nothing outside memory carries over."""
+    shaped: list[float] = []
+    if reward is None and shaping is None:
+        return None, shaped
+    memory: dict[str, Any] = {}
+    try:
+        ep_reward = reward.episode() if reward is not None else None
+        ep_phi = shaping.potential.episode() if shaping is not None else None
+    except Exception as exc:
+        raise RewardError(f"during evaluation (episode {i}, defining the program)") from exc
+
+    def on_step(prev: Any, a: Any, s: Any) -> None:
+        try:
+            if ep_phi is not None:
+                if not shaped:
+                    shaped.append(ep_phi(prev)[0])
+                shaped.append(ep_phi(s)[0])
+            else:
+                assert ep_reward is not None
+                shaped.append(ep_reward(prev, a, s, memory)[0])
+        except Exception as exc:
+            raise RewardError(f"during evaluation (episode {i}, step {len(shaped) + 1})") from exc
+
+    return on_step, shaped
+
+
+def _row(ep: Episode, f: float, success: float, shaped: list[float] | None, shaping: "Shaping | None") -> dict[str, Any]:
+    """One episode's numbers: fitness, success, the env's return, the candidate's own return
+    (``shaped`` summed; with shaping, the task's signal + gamma * phi(s') - phi(s) per step), its
+    length and why it ended."""
+    if shaped is not None and shaping is not None:
+        phi = shaped
+        task = ep.env_return if shaping.task_signal == "env" else f
+        shaped = [task] + [shaping_term(phi[t], phi[t + 1], shaping.gamma, ep.terminated and t == ep.length - 1) for t in range(ep.length)]
+    return {
+        "fitness": f,
+        "success": bool(f >= success),
+        "env_return": ep.env_return,
+        "reward_return": float(np.sum(shaped)) if shaped is not None else None,
+        "length": ep.length,
+        "cause": ep.cause,
+    }
+
+
+def _aggregate(rows: list[dict[str, Any]], ours: bool) -> dict[str, Any]:
+    """Means over the episodes (the candidate's own return too when it has one, ``ours``), the
+    causes counted, and the episodes' rows."""
     fit = np.array([r["fitness"] for r in rows])
     out: dict[str, Any] = {
         "fitness_mean": float(fit.mean()),
@@ -123,8 +145,6 @@ def evaluate(
         "causes": dict(Counter(r["cause"] for r in rows)),
         "episodes": rows,
     }
-    if reward is not None or shaping is not None:
+    if ours:
         out["reward_return_mean"] = float(np.mean([r["reward_return"] for r in rows]))
-    if keep_episodes:
-        out["_episodes"] = episodes
     return out
