@@ -6,6 +6,7 @@ non-zero exit code; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -395,9 +396,7 @@ def run(
     if task_file is not None or task == "-":
         task = _read_task(task, task_file)
 
-    def typed(*params: str) -> bool:  # by name: typer may bring its own click's enum
-        return any(getattr(ctx.get_parameter_source(p), "name", "") in ("COMMANDLINE", "ENVIRONMENT") for p in params)
-
+    typed = functools.partial(_typed, ctx)
     # synthesize's keyword -> (value, whether the user typed the flag); typed flags override the
     # --config file, which overrides the flags' defaults
     flags = {
@@ -416,15 +415,30 @@ def run(
         "library": (not no_library, typed("no_library")), "library_dir": (str(library) if library else None, typed("library")),
         "report": (not no_report, typed("no_report")), "tensorboard": (tensorboard, typed("tensorboard")),
     }
-    from_file = api.read_run_options(config) if config else {}
-    options = {**{k: v for k, (v, t) in flags.items() if not t}, **from_file, **{k: v for k, (v, t) in flags.items() if t}}
-    if options.get("task") is None or not options.get("env"):  # an empty TASK is api.check_task's error
-        raise ConfigError("run needs TASK and --env", "give them on the command line or as `task:` and `env:` in --config")
+    options = _run_options(flags, config)
     hook = _interactive_hook if options.pop("interactive", False) else None
     ask = not yes and sys.stdin.isatty() and sys.stdout.isatty()  # CI and pipes: the fitness is printed and accepted
     result = api.synthesize(options.pop("task"), options.pop("env"), console=console, hook=hook,
                             confirm_fitness=_confirm_fitness if ask else None, **options)
     _print_result(result.summary)
+
+
+def _typed(ctx: typer.Context, *params: str) -> bool:
+    """Whether the user gave any of these parameters (on the command line or in the environment),
+    so that it overrides ``--config``; by name: typer may bring its own click's enum."""
+    return any(getattr(ctx.get_parameter_source(p), "name", "") in ("COMMANDLINE", "ENVIRONMENT") for p in params)
+
+
+def _run_options(flags: dict[str, tuple[Any, bool]], config: Optional[Path]) -> dict[str, Any]:
+    """``synthesize``'s keywords from ``run``'s flags (keyword -> (value, typed by the user)) and
+    the ``--config`` file: typed flags override the file, which overrides the flags' defaults."""
+    from autoreward import api
+
+    from_file = api.read_run_options(config) if config else {}
+    options = {**{k: v for k, (v, t) in flags.items() if not t}, **from_file, **{k: v for k, (v, t) in flags.items() if t}}
+    if options.get("task") is None or not options.get("env"):  # an empty TASK is api.check_task's error
+        raise ConfigError("run needs TASK and --env", "give them on the command line or as `task:` and `env:` in --config")
+    return options
 
 
 def _read_task(task: Optional[str], task_file: Optional[Path]) -> str:
