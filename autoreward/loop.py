@@ -80,6 +80,7 @@ class Loop:
         self.recording = record_rollouts(self.card, self.dir / "recordings" / f"probe_{tag}seed{config.seed}.npz", seed=config.seed, make_kwargs=self.make_kwargs)
         self.example = render("potential_example.j2") if config.shaping == "potential" else self.card.reward_example or self._default_example()
         self.run_dir = Run(self.dir, "run", config.model_dump())
+        # the pieces (autoreward/loopparts), each handed the others it needs; the ledger reads state.json
         self.ledger = Ledger(self.dir, config, self.client, self.view)
         self.selection = Selection(self.dir, self.run_dir, config, self.ledger)
         self.library = RunLibrary(self.dir, config, self.card, self.ledger, self.selection, self.console)
