@@ -217,12 +217,13 @@ def run_job(t: dict[str, Any], card: Any, card_path: str, profile: str, seed: in
     limits = Limits(wall_seconds=cap + 120.0, cpu_seconds=int(cap * 2) + 300, memory_mb=6144, call_seconds=2.0)  # 120 s: start-up, first evaluation
     folder.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    error, judged = "", None
+    error, judged, own_rate = "", None, None
     try:
         res = train_candidate(spec, folder, limits, on_event)
         if not res.ok:
             error = res.error
         judged = res.result.get("fitness")  # the judge's evaluation of the policy where it stopped
+        own_rate = res.result.get("steps_per_second")  # the job's own, evaluations left out
         state["stopped"] = state["stopped"] or ("error" if error else "max_steps")
     except JobsStopped:
         pass
@@ -233,7 +234,7 @@ def run_job(t: dict[str, Any], card: Any, card_path: str, profile: str, seed: in
         "steps_to_threshold": hit[0] if hit else None, "wall_s_to_threshold": hit[1] if hit else None,
         "best_fitness": max((c[2] for c in curve), default=None), "last_fitness": curve[-1][2] if curve else None,
         "steps_done": max((int(e.get("step", 0)) for _, e in events if e.get("event") in ("eval", "progress")), default=0),
-        "wall_s": round(wall, 1), "judged_fitness": judged, "evaluations": len(curve), "train_steps_per_s": train_rate(events), "curve": curve, "dir": str(folder),
+        "wall_s": round(wall, 1), "judged_fitness": judged, "evaluations": len(curve), "train_steps_per_s": train_rate(events) or own_rate,  # short jobs: every progress interval holds an evaluation "curve": curve, "dir": str(folder),
     }
 
 
