@@ -149,6 +149,12 @@ def test_quality_mujoco_cards_train_fast_and_keep_the_zoo_settings_as_a_profile(
         zoo = card.with_profile("zoo")
         assert zoo.training.n_envs in (1, 4) and "profiles" not in zoo.training.model_dump(exclude_defaults=True)
         assert zoo.training.budget_steps == card.training.budget_steps and zoo.training.max_episode_steps == card.training.max_episode_steps
+    # the 2026-12-08 sweep's winners (benchmarks/behaviour-2026-12-08.md): batch 256 on HalfCheetah and
+    # Walker2d, CleanRL's values on Hopper (the batch-512 set never hopped); the set before is profile vec16
+    for env, batch, epochs in (("HalfCheetah-v5", 256, 5), ("Walker2d-v5", 256, 5), ("Hopper-v5", 256, 10)):
+        tr = load_card(env).training
+        assert (tr.n_envs, tr.hyperparams["ppo"]["batch_size"], tr.hyperparams["ppo"]["n_epochs"]) == (16, batch, epochs), env
+        assert "2026-12-08" in tr.source and "behaviour-2026-12-08" in tr.budget_source, env
     cheetah = load_card("HalfCheetah-v5").with_profile("zoo").training  # today's settings, as they were
     assert cheetah.n_envs == 1 and cheetah.hyperparams["ppo"]["learning_rate"] == pytest.approx(2.0633e-05)
     with pytest.raises(CardError, match="no training profile 'fast'"):
