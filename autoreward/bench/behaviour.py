@@ -234,7 +234,8 @@ def run_job(t: dict[str, Any], card: Any, card_path: str, profile: str, seed: in
         "steps_to_threshold": hit[0] if hit else None, "wall_s_to_threshold": hit[1] if hit else None,
         "best_fitness": max((c[2] for c in curve), default=None), "last_fitness": curve[-1][2] if curve else None,
         "steps_done": max((int(e.get("step", 0)) for _, e in events if e.get("event") in ("eval", "progress")), default=0),
-        "wall_s": round(wall, 1), "judged_fitness": judged, "evaluations": len(curve), "train_steps_per_s": train_rate(events) or own_rate,  # short jobs: every progress interval holds an evaluation "curve": curve, "dir": str(folder),
+        "wall_s": round(wall, 1), "judged_fitness": judged, "evaluations": len(curve), "train_steps_per_s": train_rate(events) or own_rate,
+        "curve": curve, "dir": str(folder),
     }
 
 
