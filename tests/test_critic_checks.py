@@ -7,6 +7,8 @@ process is fine; generated code only ever runs in the sandbox (tests in test_san
 from __future__ import annotations
 
 import numpy as np
+import re
+
 import pytest
 
 from autoreward.critic.dry_run import call_program, dry_run, judge_calls, sum_mismatch
@@ -131,6 +133,18 @@ def test_dry_run_failures_have_a_kind_and_a_place(episodes, cheetah, body, kind,
     result, _ = dry_run(caller(body, 0.2), episodes, cheetah.field_names)
     assert not result.passed and result.kind == kind, result.message
     assert words in result.message
+
+
+def test_a_huge_total_goes_back_before_training_with_its_transition_and_term(episodes, cheetah):
+    """Issue 25: an exp of the velocity reached 5.5e13 in the dry run, was accepted, and training
+    failed at its first evaluation with an infinite total. Now the critic rejects it and says
+    where and which term."""
+    body = "    boom = math.exp(-30.0 * state.x_velocity)\n    return boom + 1.0, {'boom': boom, 'alive': 1.0}\n"
+    result, _ = dry_run(caller(body, 0.2), episodes, cheetah.field_names)
+    assert not result.passed and result.kind == "magnitude", result.message
+    assert "too large" in result.message and "'boom'" in result.message and re.search(r"episode \d+ step \d+", result.message)
+    fine = "    v = -state.x_velocity\n    return 1e3 * v, {'v': 1e3 * v}\n"  # large, bounded: trains
+    assert dry_run(caller(fine, 0.2), episodes, cheetah.field_names)[0].passed
 
 
 def test_a_reward_that_differs_on_replay_is_not_deterministic(episodes, backwards_source):

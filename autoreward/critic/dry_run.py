@@ -27,6 +27,11 @@ REPLAY_EPISODES = 3  # replayed with fresh memory to check determinism
 #: wall clock (rewards here take microseconds; 50 ms is 20,000 steps in 17 minutes of reward alone)
 SLOW_MEAN_S = 0.05
 SLOW_AFTER = 20
+#: a total larger than this at any recorded transition goes back to the designer before training:
+#: the policy soon visits states past the recording's, where a term such as exp(velocity) grows
+#: without bound (5.5e13 on a random policy's recording became an infinite total at training's
+#: first evaluation); the shipped rewards stay within 1e2 per step
+MAX_ABS_TOTAL = 1e6
 
 
 @dataclass
@@ -193,6 +198,9 @@ def judge_calls(calls: Calls, episodes: Sequence[Any]) -> tuple[CheckResult, Dry
     if float(np.std(flat)) <= 1e-12 * max(1.0, float(np.abs(flat).max())):
         msg = f"constant: it returned {flat[0]!r} for all {data.calls} transitions, so it cannot guide learning"
         return CheckResult("dry_run", False, msg, kind="constant"), data
+    too_large = _too_large(flat, calls)
+    if too_large:
+        return CheckResult("dry_run", False, too_large, kind="magnitude"), data
     residuals: list[float] = []  # total - sum(components) per transition
     first_mismatch = ""
     for i, (total, comps) in enumerate(zip(flat.tolist(), calls.components)):
@@ -220,6 +228,26 @@ def judge_calls(calls: Calls, episodes: Sequence[Any]) -> tuple[CheckResult, Dry
             "(total = sum of the components) lets each term's effect be read"
         )
     return result, data
+
+
+def _too_large(flat: np.ndarray, calls: Calls) -> str:
+    """Where the largest total exceeds MAX_ABS_TOTAL, the message naming its transition and the
+    term that made it, else ""."""
+    at = int(np.argmax(np.abs(flat)))
+    if not abs(float(flat[at])) > MAX_ABS_TOTAL:
+        return ""
+    ep, step = at, 0
+    for ep, totals in enumerate(calls.totals):  # flat index -> (episode, step)
+        if step + len(totals) > at:
+            step = at - step
+            break
+        step += len(totals)
+    comps = calls.components[at] if at < len(calls.components) else {}
+    term = max(comps, key=lambda k: abs(comps[k])) if comps else ""
+    why = f"its largest term is '{term}' = {comps[term]:.3g}" if term else "it has no components to say which term"
+    return (f"too large: the total reached {float(flat[at]):.3g} at episode {ep} step {step} of the recording ({why}); "
+            f"a step's reward must stay within +-{MAX_ABS_TOTAL:g}, and a trained policy reaches states past the "
+            "recording's: bound exponentials and powers of the state (clip their argument, or use tanh or 1/(1+x))")
 
 
 def dry_run(caller: RewardCaller, episodes: Sequence[Any], field_names: Sequence[str] = ()) -> tuple[CheckResult, DryRun]:
