@@ -680,7 +680,7 @@ def library_list(env: Optional[str] = typer.Option(None, "--env", help="Only thi
     table = Table("id", "env", "task", "fitness", "source", "date", title=f"reward library: {lib.root}")
     for e in entries:
         fit = e.fitness.line() if e.fitness else "not measured"
-        table.add_row(e.id, e.env, e.preset or e.task[:60], fit + ("" if e.verified else " [not shown: no better than untrained]"), e.source, e.date)
+        table.add_row(e.id, e.env, e.preset or e.task[:60], fit + ("" if e.verified else " [not shown: learned too little (library.learned)]"), e.source, e.date)
     console.print(table)
     for path in lib.damaged:
         err.print(f"warning: skipped {path}: not a library entry (fix or delete it)", highlight=False, markup=False)

@@ -103,9 +103,25 @@ class Entry(BaseModel):
     @property
     def verified(self) -> bool:
         """Shown as an example: hand-written (shipped, or added without a fitness) or its policy
-        beat the untrained one. A run's best that learned nothing stays listed but is not shown."""
+        learned (:func:`learned`). A run's best that learned nothing stays listed but is not shown."""
         f = self.fitness
-        return f is None or f.untrained is None or f.value > f.untrained
+        return f is None or learned(f)
+
+
+#: a run's best is a verified example only when its policy covered at least this fraction of the way
+#: from the untrained policy's fitness to the success threshold: one that beat the untrained policy
+#: by noise (-6e-5 against -3e-4 m/s after 2,048 steps, threshold 3 m/s) taught later designers a
+#: reward that does nothing. Without a threshold above the untrained fitness, beating it is enough.
+ADMIT_FRACTION = 0.1
+
+
+def learned(f: Fitness) -> bool:
+    """Whether a trained policy's fitness shows the reward taught something (ADMIT_FRACTION)."""
+    if f.untrained is None:
+        return True
+    if f.success is not None and f.success > f.untrained:
+        return f.value - f.untrained >= ADMIT_FRACTION * (f.success - f.untrained)
+    return f.value > f.untrained
 
 
 def entry_id(env: str, code: str) -> str:
@@ -390,6 +406,10 @@ def not_verified(entry: Entry, flags: list[str]) -> str:
     f = entry.fitness
     if f is not None and f.untrained is not None and f.value <= f.untrained:
         return f"its policy's fitness {f.value:.4g} is no better than the untrained policy's {f.untrained:.4g}"
+    if f is not None and not learned(f):
+        need = f.untrained + ADMIT_FRACTION * (f.success - f.untrained)  # type: ignore[operator]
+        return (f"its policy's fitness {f.value:.4g} beat the untrained policy's {f.untrained:.4g} by too little: an example must "
+                f"cover {ADMIT_FRACTION:.0%} of the way to the success threshold {f.success:g} (at least {need:.4g})")
     hacking = next((x for x in flags if x.startswith("reward hacking")), "")
     return f"the analyzer flagged it ({hacking})" if hacking else ""
 

@@ -156,6 +156,12 @@ def test_only_a_best_that_beat_the_untrained_policy_and_was_not_caught_hacking_i
     assert not_verified(entry(1.2, -0.1), []) == "" and not_verified(entry(1.2, None), ["no progress: ..."]) == ""
     assert not_verified(entry(0.1, 0.1), []) == "its policy's fitness 0.1 is no better than the untrained policy's 0.1"
     assert not_verified(entry(-0.3, 0.02), []).startswith("its policy's fitness -0.3 is no better")
+    # issue 25: beating the untrained policy by noise is no admission; a tenth of the way to success is
+    noise = entry(-6e-5, -3e-4).model_copy(update={"fitness": Fitness(name="f", value=-6e-5, untrained=-3e-4, success=3.0)})
+    assert "by too little" in not_verified(noise, []) and "10% of the way to the success threshold 3" in not_verified(noise, [])
+    assert not noise.verified
+    enough = noise.model_copy(update={"fitness": Fitness(name="f", value=0.31, untrained=-3e-4, success=3.0)})
+    assert not_verified(enough, []) == "" and enough.verified
     flag = "reward hacking: the reward rose while the task fitness fell"
     assert not_verified(entry(1.2, -0.1), ["component x is negligible", flag]) == f"the analyzer flagged it ({flag})"
 
