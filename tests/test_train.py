@@ -74,7 +74,7 @@ def test_run_backwards_moves_fitness_the_right_way(cheetah, tmp_path, backwards_
 
 
 def test_the_cards_fast_settings_train_and_evaluate_with_the_same_protocol_and_files(cheetah, tmp_path, backwards_source):
-    """The card's defaults (16 in-process envs, PPO n_steps 128, batch 512): one update of 2,048
+    """The card's defaults (16 in-process envs, PPO n_steps 128, batch 256): one update of 2,048
     steps, the same evaluation protocol, the same files and metrics as one env."""
     assert cheetah.training.n_envs == 16 and cheetah.training.vec_env == "dummy"
     s = spec(cheetah, backwards_source, 2048, hyperparams={}, n_envs=0, eval_every=1024)
@@ -82,7 +82,7 @@ def test_the_cards_fast_settings_train_and_evaluate_with_the_same_protocol_and_f
     assert job.ok, job.error
     m = json.loads((tmp_path / "metrics.json").read_text())
     assert m["ok"] and m["n_envs"] == 16 and m["vec_env"] == "dummy" and m["steps"] == 2048
-    assert m["hyperparams"]["n_steps"] == 128 and m["hyperparams"]["batch_size"] == 512
+    assert m["hyperparams"]["n_steps"] == 128 and m["hyperparams"]["batch_size"] == cheetah.training.hyperparams["ppo"]["batch_size"] == 256
     for f in ("policy.zip", "vecnormalize.pkl", "progress.csv", "metrics.json"):
         assert (tmp_path / f).exists(), f
     rows = list(csv.DictReader(open(tmp_path / "progress.csv")))
