@@ -2,7 +2,7 @@
 # Time to behaviour on a GPU (issue 22, item 4): the behaviour suite's HalfCheetah run-backwards and
 # Hopper rows with the cards' default settings, first on one CPU core of the same machine, then with
 # the policy on the GPU (--device cuda), so the ratio comes from one run on one machine.
-# About 7 minutes: HalfCheetah reaches 3 m/s in about 40 s on one core; Hopper default is capped
+# About 6 minutes: HalfCheetah reaches 3 m/s in 19-27 s on one core; Hopper default is capped
 # (CAP seconds per job; it stands at about 1,000 of 2,500 on the CPU).
 #
 #   bash benchmarks/gpu-behaviour.sh [OUT_PREFIX]     # writes OUT_PREFIX-cpu.json, OUT_PREFIX-cuda.json

@@ -21,7 +21,7 @@ buys on this machine, each figure a ratio measured in one run.
 
 Knobs (environment variables, or the keyword arguments of :func:`run`):
 ``AUTOREWARD_BENCH_SEARCH_STEPS`` (full budget per candidate; default 0: the card's budget for the task,
-140,000 steps on HalfCheetah, where its expert reaches 3 m/s with the card's settings; at 20,000 one
+110,000 steps on HalfCheetah, where its expert reaches 3 m/s with the card's settings; at 20,000 one
 env's PPO had barely begun and halving's first rung ranked fitnesses within 0.0002-0.0074 m/s),
 ``..._SEEDS`` (5), ``..._SPEEDUP_STEPS`` (6000), ``..._SBX_PPO_STEPS`` (8192),
 ``..._SBX_SAC_STEPS`` (3000), ``..._EPISODE_STEPS`` (max episode steps, 300).
